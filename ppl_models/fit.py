@@ -1,0 +1,470 @@
+"""The result of conditioning a program on data: :class:`Fit`.
+
+A ``Fit`` holds the posterior draws (``(chain, draw, ...)`` arrays), the sampler statistics,
+the data and the program that made them. It is the one place that builds ArviZ output
+(:meth:`Fit.to_arviz`), and it saves to / loads from netCDF through ArviZ's own writer with
+nothing lost: draws, statistics, log-likelihood, observed and constant data, the settings, and
+a reference to the program so that a loaded fit can still predict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import numpy as np
+
+from ._trace import ModelSites, inspect_model
+from .data import describe
+from .errors import DataError, PPLModelsError
+
+__all__ = ["Fit", "load_fit", "model_reference", "resolve_reference"]
+
+_ATTR_PREFIX = "ppl_models_"
+
+
+def model_reference(model: Callable) -> str | None:
+    """``"module:qualname"`` of a program defined at module level, else ``None``."""
+    mod = getattr(model, "__module__", None)
+    qual = getattr(model, "__qualname__", None)
+    if not mod or not qual or "<" in qual or mod == "__main__":
+        return None
+    return f"{mod}:{qual}"
+
+
+def resolve_reference(ref: str, argument: str = "function") -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    if not isinstance(ref, str) or ref.count(":") != 1:
+        raise DataError(argument, "a reference of the form 'package.module:function'", repr(ref))
+    mod_name, attr = ref.split(":")
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise DataError(argument, "an importable module", repr(mod_name), str(exc)) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise DataError(argument, f"an attribute of module {mod_name!r}", repr(attr))
+        obj = getattr(obj, part)
+    return obj
+
+
+def _flat(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v.reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
+
+
+def _is_array_like(v: Any) -> bool:
+    return isinstance(v, (np.ndarray, jax.Array)) or (
+        hasattr(v, "__array__") and not isinstance(v, (str, bytes)))
+
+
+class Fit:
+    """Posterior draws of a program, with the data and settings that made them.
+
+    Build one with :func:`ppl_models.fit`, or from draws made elsewhere (an exact conjugate
+    posterior, say) with :meth:`Fit.from_samples`.
+
+    Attributes
+    ----------
+    model : callable or None
+        The program (``None`` after loading a fit whose program cannot be imported).
+    data : dict
+        The keyword arguments it was conditioned on.
+    method : str
+        ``"nuts"``, ``"hmc"``, ``"svi"``, ``"map"``, or a family's own (``"exact"``).
+    samples : dict
+        Site name -> array of shape ``(chain, draw, ...)``: latent and deterministic sites.
+    sample_stats : dict
+        ArviZ sampler statistics (``diverging``, ``lp``, ``tree_depth``, ...), ``(chain, draw)``.
+    observed : tuple of str
+        The observed keyword arguments.
+    info : dict
+        Settings and timings (seed, chains, warm-up, seconds, SVI loss, ...).
+    """
+
+    def __init__(self, model: Callable | None, data: Mapping[str, Any], method: str,
+                 samples: Mapping[str, np.ndarray], sample_stats: Mapping[str, np.ndarray] | None = None,
+                 sites: ModelSites | None = None, observed: tuple[str, ...] = (),
+                 coords: Mapping[str, Any] | None = None, dims: Mapping[str, list[str]] | None = None,
+                 info: Mapping[str, Any] | None = None):
+        self.model = model
+        self.data = dict(data)
+        self.method = method
+        self.samples = {k: np.asarray(v) for k, v in samples.items()}
+        self.sample_stats = {k: np.asarray(v) for k, v in (sample_stats or {}).items()}
+        self.sites = sites
+        self.observed = tuple(observed)
+        self.coords = dict(coords or {})
+        self.dims = dict(dims or {})
+        self.info = dict(info or {})
+        self.svi_params: dict[str, np.ndarray] | None = None
+        self.svi_losses: np.ndarray | None = None
+        self._mcmc = None
+        self._guide = None
+        self._log_lik: dict[str, np.ndarray] | None = None
+        self._tree = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_samples(cls, model: Callable | None, data: Mapping[str, Any], samples: Mapping[str, Any],
+                     method: str, *, group_by_chain: bool = True, observed: tuple[str, ...] | None = None,
+                     coords: Mapping[str, Any] | None = None, dims: Mapping[str, list[str]] | None = None,
+                     info: Mapping[str, Any] | None = None, seed: int = 0) -> "Fit":
+        """A ``Fit`` from draws made outside :func:`ppl_models.fit`.
+
+        ``samples`` are ``(chain, draw, ...)`` arrays (or ``(draw, ...)`` with
+        ``group_by_chain=False``, taken as one chain). Deterministic sites missing from
+        ``samples`` are filled in by running the program on each draw.
+        """
+        from numpyro.infer import Predictive
+
+        from ._trace import observed_kwargs
+
+        data = dict(data)
+        arrays = {k: np.asarray(v) for k, v in samples.items()}
+        if not group_by_chain:
+            arrays = {k: v[None] for k, v in arrays.items()}
+        sites = inspect_model(model, data, seed=seed) if model is not None else None
+        if sites is not None:
+            missing = [s for s in sites.latent if s not in arrays]
+            if missing:
+                raise DataError("samples", f"draws of every latent site {sites.latent}", f"no draws of {missing}")
+            det = [s for s in sites.deterministic if s not in arrays]
+            if det:
+                n_chain, n_draw = next(iter(arrays.values())).shape[:2]
+                flat = {k: arrays[k].reshape((-1,) + arrays[k].shape[2:]) for k in sites.latent}
+                out = Predictive(model, posterior_samples=flat, return_sites=det)(jax.random.PRNGKey(seed), **data)
+                for k in det:
+                    v = np.asarray(out[k])
+                    arrays[k] = v.reshape((n_chain, n_draw) + v.shape[1:])
+            obs = tuple(observed_kwargs(sites, data, observed))
+        else:
+            obs = tuple(observed or ())
+        return cls(model=model, data=data, method=method, samples=arrays, sites=sites, observed=obs,
+                   coords=coords, dims=dims, info=dict(info or {}, method=method, seed=seed))
+
+    # ------------------------------------------------------------------ draws
+    @property
+    def num_chains(self) -> int:
+        return int(next(iter(self.samples.values())).shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(next(iter(self.samples.values())).shape[1])
+
+    def get_samples(self, group_by_chain: bool = False) -> dict[str, np.ndarray]:
+        """Posterior draws: ``(chain, draw, ...)`` arrays, or ``(chain*draw, ...)`` by default."""
+        return dict(self.samples) if group_by_chain else _flat(self.samples)
+
+    def _latent_flat(self) -> dict[str, np.ndarray]:
+        names = self.sites.latent if self.sites is not None else list(self.samples)
+        return {k: v for k, v in _flat(self.samples).items() if k in names}
+
+    def _require_model(self, what: str) -> Callable:
+        if self.model is None:
+            raise PPLModelsError(
+                f"{what} needs the model program, which this loaded fit could not import; "
+                f"pass it: load_fit(path, model=my_model)")
+        return self.model
+
+    # ------------------------------------------------------------------ likelihood, prediction
+    def log_likelihood(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """Pointwise log-likelihood of every observed site, ``(chain, draw, *site_shape)``.
+
+        Computed once and cached; ``batch_size`` draws at a time (all at once by default).
+        """
+        if self._log_lik is not None:
+            return self._log_lik
+        from numpyro.infer import log_likelihood as nlog_lik
+
+        model = self._require_model("log_likelihood")
+        flat = self._latent_flat()
+        n = next(iter(flat.values())).shape[0]
+        step = n if batch_size is None else max(1, int(batch_size))
+        chunks: list[dict[str, np.ndarray]] = []
+        for start in range(0, n, step):
+            part = {k: v[start:start + step] for k, v in flat.items()}
+            ll = nlog_lik(model, part, parallel=True, **self.data)
+            chunks.append({k: np.asarray(v) for k, v in ll.items()})
+        out = {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
+        self._log_lik = {k: v.reshape((self.num_chains, self.num_draws) + v.shape[1:]) for k, v in out.items()}
+        return self._log_lik
+
+    def predict(self, new_data: Mapping[str, Any] | None = None, *, seed: int = 0,
+                num_samples: int | None = None, return_sites: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Posterior predictive draws, ``(chain, draw, ...)`` per observed site.
+
+        ``new_data`` replaces keyword arguments (new covariates, a new sequence length); the
+        observed arguments are set to ``None`` so the program samples them. ``num_samples``
+        thins the posterior to about that many draws in all.
+        """
+        from numpyro.infer import Predictive
+
+        model = self._require_model("predict")
+        kwargs = dict(self.data)
+        if new_data:
+            unknown = [k for k in new_data if k not in kwargs and k not in self.observed]
+            if unknown and self.sites is not None:
+                import inspect as _inspect
+                try:
+                    params = _inspect.signature(model).parameters
+                    accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+                    bad = [k for k in unknown if k not in params and not accepts_any]
+                except (TypeError, ValueError):
+                    bad = []
+                if bad:
+                    raise DataError("new_data", f"keyword arguments of the model ({sorted(params)})", f"{bad}")
+            kwargs.update(new_data)
+        for name in self.observed:
+            if not (new_data and name in new_data and new_data[name] is not None):
+                kwargs[name] = None
+        latent = self._latent_flat()
+        n_chain, n_draw = self.num_chains, self.num_draws
+        if num_samples is not None and num_samples < n_chain * n_draw:
+            stride = max(1, (n_chain * n_draw) // int(num_samples))
+            latent = {k: v[::stride] for k, v in latent.items()}
+            n_chain, n_draw = 1, next(iter(latent.values())).shape[0]
+        sites = return_sites or list(self.sites.observed if self.sites else self.observed)
+        out = Predictive(model, posterior_samples=latent, return_sites=sites)(jax.random.PRNGKey(seed), **kwargs)
+        return {k: np.asarray(v).reshape((n_chain, n_draw) + np.shape(v)[1:]) for k, v in out.items()}
+
+    # ------------------------------------------------------------------ ArviZ
+    def _dims_for(self, name: str, value: np.ndarray, sample_axes: int = 2) -> list[str]:
+        if name in self.dims:
+            return list(self.dims[name])
+        rank = value.ndim - sample_axes
+        if self.sites is not None and name in self.sites.dims and len(self.sites.dims[name]) == rank:
+            return list(self.sites.dims[name])
+        return [f"{name}_dim_{i}" for i in range(rank)]
+
+    def _coords_for(self, dims_map: Mapping[str, list[str]], values: Mapping[str, np.ndarray],
+                    sample_axes: int) -> dict[str, Any]:
+        """The user's coords, kept only where their length fits every variable that uses them."""
+        coords: dict[str, Any] = {}
+        for dim, labels in self.coords.items():
+            n = len(labels)
+            ok = True
+            for var, dl in dims_map.items():
+                if dim in dl:
+                    axis = dl.index(dim) + sample_axes
+                    if values[var].shape[axis] != n:
+                        ok = False
+            if ok:
+                coords[dim] = list(labels)
+        return coords
+
+    def _group(self, values: Mapping[str, np.ndarray], sample_axes: int = 2):
+        import xarray as xr
+
+        dims_map = {k: self._dims_for(k, np.asarray(v), sample_axes) for k, v in values.items()}
+        coords = self._coords_for(dims_map, values, sample_axes)
+        lead = ["chain", "draw"][:sample_axes]
+        data_vars = {}
+        for k, v in values.items():
+            v = np.asarray(v)
+            data_vars[k] = xr.DataArray(v, dims=lead + dims_map[k],
+                                        coords={d: coords[d] for d in dims_map[k] if d in coords})
+        ds = xr.Dataset(data_vars)
+        if sample_axes == 2:
+            ds = ds.assign_coords(chain=np.arange(next(iter(values.values())).shape[0]),
+                                  draw=np.arange(next(iter(values.values())).shape[1]))
+        return ds
+
+    def to_arviz(self, *, prior: bool | int = False, posterior_predictive: bool = False,
+                 log_likelihood: bool = True, seed: int = 0):
+        """The fit as an ArviZ 1.x ``xarray.DataTree``.
+
+        Groups: posterior, sample_stats (MCMC), log_likelihood (unless ``log_likelihood=False``),
+        observed_data, constant_data (array arguments that are not observations), and when asked
+        prior + prior_predictive (``prior=True`` for as many draws as the posterior, or a count)
+        and posterior_predictive.
+        """
+        import xarray as xr
+
+        groups: dict[str, xr.Dataset] = {"posterior": self._group(self.samples)}
+        if self.sample_stats:
+            groups["sample_stats"] = self._group(self.sample_stats)
+        if log_likelihood and self.model is not None and self.sites is not None and self.sites.observed:
+            groups["log_likelihood"] = self._group(self.log_likelihood())
+        elif log_likelihood and self._log_lik is not None:
+            groups["log_likelihood"] = self._group(self._log_lik)
+        obs = self._observed_values()
+        if obs:
+            groups["observed_data"] = self._group(obs, sample_axes=0)
+        const = self._constant_data()
+        if const:
+            groups["constant_data"] = self._group(const, sample_axes=0)
+        if posterior_predictive:
+            groups["posterior_predictive"] = self._group(self.predict(seed=seed))
+        if prior:
+            from .inference import sample_prior
+
+            model = self._require_model("prior sampling")
+            n = self.num_chains * self.num_draws if prior is True else int(prior)
+            draws = sample_prior(model, self.data, num_samples=n, seed=seed, observed=self.observed)
+            obs_sites = set(self.sites.observed if self.sites else ())
+            pri = {k: v[None] for k, v in draws.items() if k not in obs_sites}
+            pp = {k: v[None] for k, v in draws.items() if k in obs_sites}
+            if pri:
+                groups["prior"] = self._group(pri)
+            if pp:
+                groups["prior_predictive"] = self._group(pp)
+        attrs = self._attrs()
+        for ds in groups.values():
+            ds.attrs.update({"created_by": "ppl_models", "inference_method": self.method})
+        tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+        tree.attrs.update(attrs)
+        return tree
+
+    def _observed_values(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self.sites is not None:
+            out.update(self.sites.observed_values)
+        for name in self.observed:
+            if name not in out and self.data.get(name) is not None and _is_array_like(self.data[name]):
+                out[name] = np.asarray(self.data[name])
+        return out
+
+    def _constant_data(self) -> dict[str, np.ndarray]:
+        obs = set(self._observed_values()) | set(self.observed)
+        out = {}
+        for k, v in self.data.items():
+            if k in obs or v is None or not _is_array_like(v):
+                continue
+            arr = np.asarray(v)
+            if arr.ndim >= 1 and arr.dtype != object:
+                out[k] = arr
+        return out
+
+    def _attrs(self) -> dict[str, str]:
+        from . import __version__
+
+        static = {}
+        for k, v in self.data.items():
+            if v is None or isinstance(v, (bool, int, float, str)):
+                static[k] = v
+            elif isinstance(v, np.generic):
+                static[k] = v.item()
+        info = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.info.items()
+                if isinstance(v, (bool, int, float, str, type(None), np.generic))}
+        return {
+            _ATTR_PREFIX + "version": __version__,
+            _ATTR_PREFIX + "method": self.method,
+            _ATTR_PREFIX + "model": model_reference(self.model) or "",
+            _ATTR_PREFIX + "observed": json.dumps(list(self.observed)),
+            _ATTR_PREFIX + "static_kwargs": json.dumps(static),
+            _ATTR_PREFIX + "info": json.dumps(info),
+            _ATTR_PREFIX + "coords": json.dumps({k: [str(x) if not isinstance(x, (int, float)) else x
+                                                     for x in v] for k, v in self.coords.items()}),
+            _ATTR_PREFIX + "dims": json.dumps(self.dims),
+        }
+
+    def summary(self, var_names: list[str] | None = None, *, ci_prob: float | None = None,
+                kind: str = "all", round_to: Any = None):
+        """ArviZ's summary as a pandas DataFrame: mean, sd, HDI bounds, MCSE, bulk/tail ESS, r-hat."""
+        import arviz as az
+
+        tree = self.to_arviz(log_likelihood=False)
+        return az.summary(tree, var_names=var_names, kind=kind, ci_prob=ci_prob, ci_kind="hdi",
+                          round_to=round_to if round_to is not None else "none")
+
+    @property
+    def num_divergences(self) -> int:
+        d = self.sample_stats.get("diverging")
+        return int(np.sum(d)) if d is not None else 0
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, posterior_predictive: bool = False, prior: bool | int = False) -> Path:
+        """Write the fit to netCDF atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = self.to_arviz(posterior_predictive=posterior_predictive, prior=prior)
+        tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
+        try:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def __repr__(self) -> str:
+        name = getattr(self.model, "__name__", "model")
+        shapes = ", ".join(f"{k}{tuple(v.shape[2:])}" for k, v in self.samples.items())
+        return (f"Fit({name}, method={self.method!r}, chains={self.num_chains}, draws={self.num_draws}, "
+                f"sites=[{shapes}])")
+
+
+def load_fit(path: str | os.PathLike, model: Callable | None = None) -> Fit:
+    """Read a fit written by :meth:`Fit.save`.
+
+    The program is imported from the reference stored in the file unless ``model`` is given;
+    when neither works the fit still loads, with ``model=None`` (draws, summary, ArviZ and LOO
+    work; prediction needs the program).
+    """
+    import arviz as az
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError("path", "an existing netCDF file written by Fit.save", repr(str(path)))
+    tree = az.from_netcdf(str(path))
+    attrs = dict(tree.attrs)
+    method = attrs.get(_ATTR_PREFIX + "method", "unknown")
+    if model is None and attrs.get(_ATTR_PREFIX + "model"):
+        try:
+            model = resolve_reference(attrs[_ATTR_PREFIX + "model"], "model")
+        except DataError:
+            model = None
+
+    def ds_dict(group: str) -> dict[str, np.ndarray]:
+        if group not in tree.children:
+            return {}
+        ds = tree[group].to_dataset()
+        return {k: ds[k].values for k in ds.data_vars}
+
+    def ds_dims(group: str, lead: int) -> dict[str, list[str]]:
+        if group not in tree.children:
+            return {}
+        ds = tree[group].to_dataset()
+        return {k: list(ds[k].dims[lead:]) for k in ds.data_vars}
+
+    samples = ds_dict("posterior")
+    stats = ds_dict("sample_stats")
+    observed = tuple(json.loads(attrs.get(_ATTR_PREFIX + "observed", "[]")))
+    data: dict[str, Any] = {}
+    data.update(json.loads(attrs.get(_ATTR_PREFIX + "static_kwargs", "{}")))
+    data.update(ds_dict("constant_data"))
+    obs_values = ds_dict("observed_data")
+    data.update({k: v for k, v in obs_values.items() if k in observed or k not in data})
+    info = json.loads(attrs.get(_ATTR_PREFIX + "info", "{}"))
+    coords = json.loads(attrs.get(_ATTR_PREFIX + "coords", "{}"))
+    dims = json.loads(attrs.get(_ATTR_PREFIX + "dims", "{}"))
+    # Keep the dimension names the file has, so a loaded fit writes the same tree.
+    for group, lead in (("posterior", 2), ("sample_stats", 2), ("log_likelihood", 2)):
+        for k, d in ds_dims(group, lead).items():
+            dims.setdefault(k, d)
+    for group in ("observed_data", "constant_data"):
+        for k, d in ds_dims(group, 0).items():
+            dims.setdefault(k, d)
+    for group in ("posterior", "observed_data", "constant_data", "log_likelihood"):
+        if group in tree.children:
+            ds = tree[group].to_dataset()
+            for c in ds.coords:
+                if c not in ("chain", "draw") and c not in coords:
+                    coords[c] = ds[c].values.tolist()
+    sites = None
+    if model is not None:
+        try:
+            sites = inspect_model(model, data, seed=int(info.get("seed", 0)))
+        except Exception:
+            sites = None
+    fit = Fit(model=model, data=data, method=method, samples=samples, sample_stats=stats, sites=sites,
+              observed=observed, coords=coords, dims=dims, info=info)
+    ll = ds_dict("log_likelihood")
+    if ll:
+        fit._log_lik = ll
+    return fit

@@ -1,0 +1,311 @@
+"""One call to condition any NumPyro program on data: ``fit(model, data, method=...)``.
+
+MCMC (NUTS, HMC) and SVI (any guide; MAP is SVI with a point-mass guide) sit behind the same
+function and return the same :class:`~ppl_models.fit.Fit`. Forward sampling
+(:func:`sample_prior`) and the joint log density (:func:`log_joint`) come from the same
+program with no other code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from numpyro.infer import HMC, MCMC, NUTS, SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoDelta, AutoGuide, AutoNormal
+from numpyro.infer.initialization import init_to_median
+from numpyro.infer.util import log_density
+
+from ._config import enable_compilation_cache
+from ._trace import inspect_model, observed_kwargs
+from .data import ModelData, as_mapping, describe
+from .errors import DataError
+from .fit import Fit
+
+__all__ = ["fit", "sample_prior", "log_joint", "METHODS", "default_chain_method"]
+
+enable_compilation_cache()
+
+METHODS = ("nuts", "hmc", "svi", "map")
+
+# Per-draw sampler statistics kept from NumPyro, and their ArviZ names.
+_EXTRA_FIELDS = ("diverging", "potential_energy", "energy", "num_steps", "accept_prob",
+                 "adapt_state.step_size")
+
+
+def default_chain_method(num_chains: int) -> str:
+    """``"parallel"`` when there is a device per chain, else ``"sequential"``.
+
+    Sequential chains each reuse the persistent compilation cache after the first; vectorized
+    chains run in lock-step at the slowest chain's tree depth, which hurts multimodal models,
+    so it is only used when asked for.
+    """
+    if num_chains > 1 and jax.local_device_count() >= num_chains:
+        return "parallel"
+    return "sequential"
+
+
+def _split_data(data: Any, argument: str = "data") -> tuple[dict[str, Any], ModelData | None]:
+    md = data if isinstance(data, ModelData) else None
+    kwargs = as_mapping(argument, data)
+    return kwargs, md
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(name, f"an integer >= {minimum}", describe(value))
+    return int(value)
+
+
+def _progress(progress_bar: bool | None) -> bool:
+    if progress_bar is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress_bar)
+
+
+def fit(
+    model: Callable,
+    data: Mapping[str, Any] | ModelData | None = None,
+    method: str = "nuts",
+    *,
+    seed: int = 0,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    thinning: int = 1,
+    progress_bar: bool | None = None,
+    chain_method: str | None = None,
+    init_strategy: Callable | None = None,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    trajectory_length: float | None = None,
+    guide: Callable | None = None,
+    num_steps: int = 5000,
+    learning_rate: float = 0.01,
+    optimizer: Any = None,
+    loss: Any = None,
+    subsample_size: int | None = None,
+    num_posterior_draws: int = 1000,
+    observed: tuple[str, ...] | list[str] | None = None,
+    coords: dict[str, Any] | None = None,
+    dims: dict[str, list[str]] | None = None,
+) -> Fit:
+    """Condition ``model`` on ``data`` and return the posterior as a :class:`Fit`.
+
+    Parameters
+    ----------
+    model : callable
+        A NumPyro program; its keyword arguments are its data. Observed sites take their values
+        from the keyword argument of the same name.
+    data : mapping or ModelData
+        The program's keyword arguments. A :class:`~ppl_models.data.ModelData` also brings
+        the names of its observed arguments and ArviZ coords/dims.
+    method : {"nuts", "hmc", "svi", "map"}
+        ``"nuts"``/``"hmc"``: MCMC with adapted step size and mass matrix. ``"svi"``:
+        stochastic variational inference (AutoNormal unless ``guide`` is given), then
+        ``num_posterior_draws`` draws from the guide. ``"map"``: SVI with a point-mass guide;
+        the posterior is one draw.
+    seed : int
+        The only source of randomness: the same seed gives the same draws.
+    num_chains, num_warmup, num_samples, thinning : int
+        MCMC settings. ``num_samples`` draws per chain are kept (after thinning).
+    progress_bar : bool, optional
+        Show progress; by default only when standard error is a terminal.
+    chain_method : {"parallel", "sequential", "vectorized"}, optional
+        Default: :func:`default_chain_method`.
+    init_strategy : callable, optional
+        A NumPyro init strategy (default ``init_to_median`` for MCMC and SVI).
+    target_accept_prob, max_tree_depth, dense_mass, trajectory_length
+        NUTS/HMC settings (``trajectory_length`` is HMC's path length, default 2π).
+    guide : callable, optional
+        Any NumPyro guide (an autoguide instance, or a guide program) for ``"svi"``.
+    num_steps, learning_rate, optimizer, loss
+        SVI settings: optimizer defaults to Adam(``learning_rate``), loss to ``Trace_ELBO()``.
+    subsample_size : int, optional
+        For SVI on large data: passed to the program as ``subsample_size=`` during
+        optimisation only. A program opts in by taking a ``subsample_size=None`` keyword and
+        writing ``numpyro.plate("obs", N, subsample_size=subsample_size)``; log-likelihood and
+        predictions afterwards use all the data.
+    num_posterior_draws : int
+        Draws taken from an SVI guide.
+    observed : sequence of str, optional
+        Names of the observed keyword arguments (default: those named like an observed site).
+    coords, dims : dict, optional
+        ArviZ coordinates and per-site dimension names; they add to those of a ``ModelData``
+        and to the names inferred from plates.
+
+    Returns
+    -------
+    Fit
+    """
+    if not callable(model):
+        raise DataError("model", "a NumPyro program (a callable)", describe(model))
+    method_l = str(method).lower()
+    if method_l not in METHODS:
+        raise DataError("method", f"one of {list(METHODS)}", repr(method))
+    kwargs, md = _split_data(data)
+    seed = int(seed)
+    num_chains = _positive_int("num_chains", num_chains)
+    num_samples = _positive_int("num_samples", num_samples)
+    num_warmup = _positive_int("num_warmup", num_warmup, minimum=0)
+    thinning = _positive_int("thinning", thinning)
+    coords_all = dict(md.coords) if md else {}
+    coords_all.update(coords or {})
+    dims_all = dict(md.dims) if md else {}
+    dims_all.update(dims or {})
+    if observed is None and md is not None and md.observed:
+        observed = md.observed
+
+    try:
+        sites = inspect_model(model, kwargs, seed=seed)
+    except (DataError, ValueError, TypeError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError("data", "keyword arguments the model accepts and can run on",
+                        f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
+    obs_names = observed_kwargs(sites, kwargs, observed)
+    init = init_strategy if init_strategy is not None else init_to_median(num_samples=15)
+    key = jax.random.PRNGKey(seed)
+    info: dict[str, Any] = {"method": method_l, "seed": seed}
+    show = _progress(progress_bar)
+
+    if method_l in ("nuts", "hmc"):
+        if method_l == "nuts":
+            kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                          dense_mass=dense_mass, init_strategy=init)
+        else:
+            kernel = HMC(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
+                         init_strategy=init,
+                         trajectory_length=trajectory_length if trajectory_length else 2 * np.pi)
+        cm = chain_method or default_chain_method(num_chains)
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples * thinning,
+                    num_chains=num_chains, thinning=thinning, chain_method=cm, progress_bar=show)
+        t0 = time.perf_counter()
+        mcmc.run(key, extra_fields=_EXTRA_FIELDS, **kwargs)
+        samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        jax.block_until_ready(samples)
+        info["sampling_seconds"] = time.perf_counter() - t0
+        extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+        stats = _sample_stats(extra)
+        info.update(num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
+                    thinning=thinning, chain_method=cm, target_accept_prob=target_accept_prob)
+        result = Fit(model=model, data=kwargs, method=method_l, samples=samples, sample_stats=stats,
+                     sites=sites, observed=tuple(obs_names), coords=coords_all, dims=dims_all,
+                     info=info)
+        result._mcmc = mcmc
+        return result
+
+    # --- SVI and MAP -------------------------------------------------------------------------
+    num_steps = _positive_int("num_steps", num_steps)
+    if method_l == "map":
+        if guide is not None:
+            raise DataError("guide", "None for method='map' (MAP uses a point-mass guide)", describe(guide))
+        guide_obj = AutoDelta(model, init_loc_fn=init)
+    else:
+        guide_obj = guide if guide is not None else AutoNormal(model, init_loc_fn=init)
+    opt = optimizer if optimizer is not None else numpyro.optim.Adam(learning_rate)
+    svi = SVI(model, guide_obj, opt, loss=loss if loss is not None else Trace_ELBO())
+    run_kwargs = dict(kwargs)
+    if subsample_size is not None:
+        run_kwargs["subsample_size"] = _positive_int("subsample_size", subsample_size)
+    k_run, k_draw = jax.random.split(key)
+    t0 = time.perf_counter()
+    svi_result = svi.run(k_run, num_steps, progress_bar=show, **run_kwargs)
+    losses = np.asarray(svi_result.losses)
+    info["fit_seconds"] = time.perf_counter() - t0
+    if not np.isfinite(losses[-1]):
+        raise FloatingPointError(
+            f"SVI diverged: the loss is {losses[-1]} after {num_steps} steps; lower learning_rate "
+            f"(now {learning_rate}) or give a better init_strategy")
+    params = {k: np.asarray(v) for k, v in svi_result.params.items()}
+    n_draws = 1 if method_l == "map" else _positive_int("num_posterior_draws", num_posterior_draws)
+    return_sites = sites.latent + sites.deterministic
+    pred = Predictive(model, guide=guide_obj, params=svi_result.params, num_samples=n_draws,
+                      return_sites=return_sites)
+    draws = pred(k_draw, **kwargs)
+    samples = {k: np.asarray(v)[None] for k, v in draws.items() if k in return_sites}
+    info.update(num_steps=num_steps, learning_rate=learning_rate, num_posterior_draws=n_draws,
+                final_loss=float(losses[-1]), subsample_size=subsample_size,
+                guide=type(guide_obj).__name__)
+    result = Fit(model=model, data=kwargs, method=method_l, samples=samples, sample_stats={},
+                 sites=sites, observed=tuple(obs_names), coords=coords_all, dims=dims_all, info=info)
+    result.svi_params = params
+    result.svi_losses = losses
+    result._guide = guide_obj
+    return result
+
+
+def _sample_stats(extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """NumPyro's extra fields under ArviZ's sample_stats names."""
+    out: dict[str, np.ndarray] = {}
+    if "diverging" in extra:
+        out["diverging"] = extra["diverging"].astype(bool)
+    if "potential_energy" in extra:
+        out["lp"] = -extra["potential_energy"]
+    if "energy" in extra:
+        out["energy"] = extra["energy"]
+    if "num_steps" in extra:
+        out["n_steps"] = extra["num_steps"]
+        out["tree_depth"] = np.floor(np.log2(np.maximum(extra["num_steps"], 1))).astype(np.int64) + 1
+    if "accept_prob" in extra:
+        out["acceptance_rate"] = extra["accept_prob"]
+    if "adapt_state.step_size" in extra:
+        out["step_size"] = extra["adapt_state.step_size"]
+    return out
+
+
+def sample_prior(
+    model: Callable,
+    data: Mapping[str, Any] | ModelData | None = None,
+    num_samples: int = 500,
+    seed: int = 0,
+    *,
+    observed: tuple[str, ...] | list[str] | None = None,
+    keep_observed: bool = False,
+) -> dict[str, np.ndarray]:
+    """Forward-sample the program: parameters from the prior, then new data.
+
+    The observed keyword arguments are set to ``None`` (unless ``keep_observed``) so the
+    program samples them: the result holds prior draws of every latent site and prior
+    predictive draws of every observed site, each with a leading ``num_samples`` axis.
+    """
+    kwargs, md = _split_data(data)
+    num_samples = _positive_int("num_samples", num_samples)
+    if observed is None and md is not None and md.observed:
+        observed = md.observed
+    sites = inspect_model(model, kwargs, seed=int(seed))
+    obs_names = observed_kwargs(sites, kwargs, observed)
+    sim_kwargs = dict(kwargs)
+    if not keep_observed:
+        for name in obs_names:
+            sim_kwargs[name] = None
+    pred = Predictive(model, num_samples=num_samples)
+    out = pred(jax.random.PRNGKey(int(seed)), **sim_kwargs)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def log_joint(model: Callable, data: Mapping[str, Any] | ModelData | None, values: Mapping[str, Any]) -> float:
+    """``log p(x, z, θ)``: the program's joint log density at the given latent values.
+
+    ``values`` maps every latent site to a value in its constrained space; the observed sites
+    take their values from ``data``. Returns a float (use ``jax.vmap`` over
+    :func:`log_joint_fn` for batches).
+    """
+    return float(log_joint_fn(model, data)(dict(values)))
+
+
+def log_joint_fn(model: Callable, data: Mapping[str, Any] | ModelData | None) -> Callable[[dict], jax.Array]:
+    """A pure function ``values -> log p(x, z, θ)`` that composes with ``jit``/``vmap``/``grad``."""
+    kwargs, _ = _split_data(data)
+
+    def fn(values: dict) -> jax.Array:
+        lp, _ = log_density(model, (), kwargs, {k: jnp.asarray(v) for k, v in values.items()})
+        return lp
+
+    return fn
