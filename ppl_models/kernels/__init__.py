@@ -1,0 +1,1 @@
+"""Pure-JAX kernels of the model families (no NumPyro import)."""
