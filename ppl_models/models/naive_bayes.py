@@ -1,0 +1,754 @@
+"""Bayesian naive Bayes: a generative classifier p(x, y | θ) = p(y | π) Π_j p(x_j | y, θ_j).
+
+The model, written once as a NumPyro program (:func:`naive_bayes`), gives forward sampling,
+posterior inference and classification by Bayes' rule on its own joint:
+
+    p(y = c | x, θ) = π_c Π_j p(x_j | c, θ) / Σ_c' π_c' Π_j p(x_j | c', θ),
+
+computed per posterior draw and averaged over draws (credible intervals from the spread over
+draws). Every prior is conjugate, so the posterior is also available in closed form
+(:func:`conjugate_posterior`, :func:`sample_conjugate_posterior`): exact, independent draws with
+no sampler, cheap enough to repeat for every split of a learning curve and ``vmap``-able over
+splits of equal size.
+
+Likelihoods and priors (``C`` classes, ``D`` features, ``K`` categories):
+
+* class prior: ``class_prob ~ Dirichlet(class_concentration · 1_C)`` — shape ``(C,)``;
+* ``"gaussian"``: per class and feature a Normal-Gamma prior,
+  ``precision[c, j] ~ Gamma(precision_shape, precision_rate)``,
+  ``loc[c, j] | precision ~ Normal(loc_mean, 1 / sqrt(loc_strength · precision[c, j]))``,
+  ``x_j | y = c ~ Normal(loc[c, j], 1 / sqrt(precision[c, j]))``. With ``shared_variance=True``
+  the precision is per feature only, ``precision[j]`` of shape ``(D,)``, shared by the classes:
+  then log p(y = c | x) − log p(y = c' | x) is linear in x, the exact generative partner of
+  (multiclass) logistic regression;
+* ``"bernoulli"``: ``prob[c, j] ~ Beta(feature_concentration, feature_concentration)``, binary x;
+* ``"categorical"``: ``probs[c, j] ~ Dirichlet(feature_concentration · 1_K)``, x in ``0..K-1``.
+
+Plates are named ``"obs"`` (rows), ``"class"`` and ``"feature"``; the categories of
+``probs`` carry the dim ``"category"`` (see :func:`naive_bayes_dims`).
+
+The pure-JAX functions here (:func:`feature_log_lik`, :func:`class_log_joint`,
+:func:`class_posterior`, :func:`conjugate_posterior`, :func:`sample_conjugate_posterior`) take
+one parameter set and are composed by the caller with ``jit``/``vmap``; they import no NumPyro.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..data import as_float_matrix, as_int_array, as_labels, describe
+from ..errors import DataError, ModelError
+
+__all__ = [
+    "LIKELIHOODS",
+    "NaiveBayesPrior",
+    "GaussianPosterior",
+    "BernoulliPosterior",
+    "CategoricalPosterior",
+    "ClassProbabilities",
+    "naive_bayes",
+    "naive_bayes_dims",
+    "NaiveBayesMarginal",
+    "feature_log_lik",
+    "class_log_joint",
+    "class_posterior",
+    "conjugate_posterior",
+    "sample_conjugate_posterior",
+    "posterior_class_probabilities",
+    "BayesianNaiveBayes",
+]
+
+LIKELIHOODS = ("gaussian", "bernoulli", "categorical")
+
+
+class NaiveBayesPrior(NamedTuple):
+    """Hyperparameters of the conjugate priors (see the module docstring).
+
+    Gaussian defaults are meant for standardized features (unit scale): a Gamma(1, 1) prior on
+    the precision and a Normal(0, 1/sqrt(precision)) prior on each class mean.
+    """
+
+    class_concentration: float = 1.0
+    loc_mean: float = 0.0
+    loc_strength: float = 1.0
+    precision_shape: float = 1.0
+    precision_rate: float = 1.0
+    feature_concentration: float = 1.0
+
+
+class GaussianPosterior(NamedTuple):
+    """Normal-Gamma posterior of Gaussian naive Bayes.
+
+    ``class_concentration`` (C,); ``loc`` and ``loc_strength`` (C, D); ``shape`` and ``rate``
+    (C, D), or (D,) with a shared variance. ``precision ~ Gamma(shape, rate)``,
+    ``loc | precision ~ Normal(loc, 1/sqrt(loc_strength · precision))``.
+    """
+
+    class_concentration: jax.Array
+    loc: jax.Array
+    loc_strength: jax.Array
+    shape: jax.Array
+    rate: jax.Array
+
+
+class BernoulliPosterior(NamedTuple):
+    """Beta posterior: ``class_concentration`` (C,); ``prob[c, j] ~ Beta(alpha, beta)``, (C, D)."""
+
+    class_concentration: jax.Array
+    alpha: jax.Array
+    beta: jax.Array
+
+
+class CategoricalPosterior(NamedTuple):
+    """Dirichlet posterior: ``class_concentration`` (C,); ``probs[c, j] ~ Dirichlet(concentration[c, j])``, (C, D, K)."""
+
+    class_concentration: jax.Array
+    concentration: jax.Array
+
+
+class ClassProbabilities(NamedTuple):
+    """Posterior class probabilities of a set of rows.
+
+    ``mean``, ``lower``, ``upper``: (N, C) — the posterior mean of p(y = c | x, θ) and the
+    equal-tailed credible interval of it; ``draws``: (S, N, C), one table per posterior draw.
+    """
+
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    draws: np.ndarray
+
+
+def _check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ModelError(f"argument `likelihood`: expected one of {LIKELIHOODS}, got {likelihood!r}")
+
+
+def _normalize_log(log_joint: jax.Array, axis: int = -1) -> jax.Array:
+    """p(y | x) from log p(x, y): exp(log_joint − logsumexp over ``axis``)."""
+    # TODO(lead): switch to ppl_models.queries.conditional once it lands; same arithmetic.
+    return jnp.exp(log_joint - jax.scipy.special.logsumexp(log_joint, axis=axis, keepdims=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels: pure JAX, one parameter set; compose with jit/vmap.
+# ----------------------------------------------------------------------------------------------
+
+
+def feature_log_lik(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
+    """Σ_j log p(x_ij | y = c, θ) for every row and class.
+
+    Parameters
+    ----------
+    X : array (N, D)
+        Features (float for ``"gaussian"``, 0/1 for ``"bernoulli"``, integers ``0..K-1`` for
+        ``"categorical"``).
+    params : mapping
+        One parameter set with the program's site names: ``loc`` (C, D) and ``precision``
+        (C, D) or (D,); or ``prob`` (C, D); or ``probs`` (C, D, K).
+    likelihood : {"gaussian", "bernoulli", "categorical"}
+
+    Returns
+    -------
+    array (N, C)
+    """
+    if likelihood == "gaussian":
+        loc = params["loc"]
+        precision = jnp.broadcast_to(params["precision"], loc.shape)
+        X = jnp.asarray(X, loc.dtype)
+        # Expanding the square turns the (N, C, D) sum into three matrix products.
+        quad = (X * X) @ precision.T - 2.0 * X @ (precision * loc).T + jnp.sum(precision * loc * loc, -1)
+        norm = jnp.sum(jnp.log(precision), -1) - loc.shape[-1] * math.log(2.0 * math.pi)
+        return 0.5 * (norm - quad)
+    if likelihood == "bernoulli":
+        prob = params["prob"]
+        X = jnp.asarray(X, prob.dtype)
+        return X @ jnp.log(prob).T + (1.0 - X) @ jnp.log1p(-prob).T
+    if likelihood == "categorical":
+        log_probs = jnp.log(params["probs"])
+        onehot = jax.nn.one_hot(jnp.asarray(X, jnp.int32), log_probs.shape[-1], dtype=log_probs.dtype)
+        return jnp.einsum("ndk,cdk->nc", onehot, log_probs)
+    _check_likelihood(likelihood)
+    raise AssertionError  # unreachable
+
+
+def class_log_joint(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
+    """log p(x_i, y_i = c | θ) = log π_c + Σ_j log p(x_ij | c, θ); (N, D) -> (N, C)."""
+    return jnp.log(params["class_prob"]) + feature_log_lik(X, params, likelihood)
+
+
+def class_posterior(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
+    """Bayes' rule on the joint at one parameter set: p(y = c | x_i, θ), (N, D) -> (N, C)."""
+    return _normalize_log(class_log_joint(X, params, likelihood), axis=-1)
+
+
+def _class_counts(y: jax.Array, num_classes: int, dtype) -> jax.Array:
+    return jax.nn.one_hot(y, num_classes, dtype=dtype)  # (N, C); matmuls below count per class
+
+
+def conjugate_posterior(X: jax.Array, y: jax.Array, *, num_classes: int, likelihood: str = "gaussian",
+                        shared_variance: bool = False, num_categories: int | None = None,
+                        prior: NaiveBayesPrior = NaiveBayesPrior()):
+    """The exact posterior of :func:`naive_bayes` given labelled data.
+
+    Sums are matrix products with a one-hot class matrix (no data-dependent shapes), so the
+    function jit-compiles once per (N, D) and ``vmap``s over equally sized splits.
+
+    Parameters
+    ----------
+    X : array (N, D)
+    y : int array (N,)
+        Class codes ``0..C-1``.
+    num_classes : int
+    likelihood : {"gaussian", "bernoulli", "categorical"}
+    shared_variance : bool
+        Gaussian only: one precision per feature shared by the classes.
+    num_categories : int
+        Categorical only: K.
+    prior : NaiveBayesPrior
+
+    Returns
+    -------
+    GaussianPosterior | BernoulliPosterior | CategoricalPosterior
+    """
+    _check_likelihood(likelihood)
+    dtype = jnp.result_type(float)
+    onehot = _class_counts(jnp.asarray(y, jnp.int32), num_classes, dtype)  # (N, C)
+    n_c = onehot.sum(0)  # (C,)
+    class_conc = prior.class_concentration + n_c
+    if likelihood == "gaussian":
+        X = jnp.asarray(X, dtype)
+        sum_x = onehot.T @ X  # (C, D)
+        n = n_c[:, None]
+        mean = sum_x / jnp.maximum(n, 1.0)
+        # Within-class sum of squares around the class mean, from centred values for stability.
+        resid = X[None, :, :] - mean[:, None, :]  # (C, N, D)
+        ss = jnp.einsum("nc,cnd->cd", onehot, resid * resid)
+        k0, m0 = prior.loc_strength, prior.loc_mean
+        kn = k0 + n
+        loc = (k0 * m0 + sum_x) / kn
+        # Rate increment of one class: ½ SS + κ0 n (x̄ − m0)² / (2 κn).
+        rate_inc = 0.5 * ss + 0.5 * k0 * n * (mean - m0) ** 2 / kn
+        if shared_variance:
+            # Integrating each class mean out leaves τ_j with shape a0 + N/2 and the summed rates.
+            shape = prior.precision_shape + 0.5 * jnp.sum(n_c) * jnp.ones(X.shape[1], dtype)
+            rate = prior.precision_rate + rate_inc.sum(0)
+        else:
+            shape = prior.precision_shape + 0.5 * jnp.broadcast_to(n, sum_x.shape)
+            rate = prior.precision_rate + rate_inc
+        return GaussianPosterior(class_conc, loc, jnp.broadcast_to(kn, loc.shape), shape, rate)
+    if likelihood == "bernoulli":
+        X = jnp.asarray(X, dtype)
+        ones = onehot.T @ X
+        a = prior.feature_concentration
+        return BernoulliPosterior(class_conc, a + ones, a + n_c[:, None] - ones)
+    if num_categories is None:
+        raise ModelError("argument `num_categories`: expected an int for the categorical likelihood, got None")
+    counts = jnp.einsum("nc,ndk->cdk", onehot,
+                        jax.nn.one_hot(jnp.asarray(X, jnp.int32), num_categories, dtype=dtype))
+    return CategoricalPosterior(class_conc, prior.feature_concentration + counts)
+
+
+def sample_conjugate_posterior(rng_key: jax.Array, posterior, num_samples: int) -> dict[str, jax.Array]:
+    """Independent exact draws from a conjugate posterior, named as the program's sites.
+
+    Parameters
+    ----------
+    rng_key : jax PRNG key
+    posterior : GaussianPosterior | BernoulliPosterior | CategoricalPosterior
+    num_samples : int
+        S.
+
+    Returns
+    -------
+    dict
+        ``class_prob`` (S, C) and ``loc``/``precision`` (S, C, D) [(S, D) shared],
+        or ``prob`` (S, C, D), or ``probs`` (S, C, D, K).
+    """
+    k_pi, k1, k2 = jax.random.split(rng_key, 3)
+    out = {"class_prob": jax.random.dirichlet(k_pi, posterior.class_concentration, (num_samples,))}
+    if isinstance(posterior, GaussianPosterior):
+        precision = jax.random.gamma(k1, posterior.shape, (num_samples,) + posterior.shape.shape) / posterior.rate
+        full = jnp.broadcast_to(precision if precision.ndim == 3 else precision[:, None, :],
+                                (num_samples,) + posterior.loc.shape)
+        loc = posterior.loc + jax.random.normal(k2, full.shape, full.dtype) / jnp.sqrt(posterior.loc_strength * full)
+        out.update(loc=loc, precision=precision)
+    elif isinstance(posterior, BernoulliPosterior):
+        out["prob"] = jax.random.beta(k1, posterior.alpha, posterior.beta, (num_samples,) + posterior.alpha.shape)
+    elif isinstance(posterior, CategoricalPosterior):
+        out["probs"] = jax.random.dirichlet(k1, posterior.concentration,
+                                            (num_samples,) + posterior.concentration.shape[:-1])
+    else:
+        raise ModelError(f"argument `posterior`: expected a conjugate posterior, got {type(posterior).__name__}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The NumPyro program.
+# ----------------------------------------------------------------------------------------------
+
+
+def _component(params: Mapping[str, jax.Array], y: jax.Array, likelihood: str) -> dist.Distribution:
+    """p(x | y, θ) for a batch of class codes ``y``: batch shape y.shape, event (D,)."""
+    if likelihood == "gaussian":
+        loc = params["loc"]
+        precision = jnp.broadcast_to(params["precision"], loc.shape)
+        return dist.Normal(loc[y], 1.0 / jnp.sqrt(precision[y])).to_event(1)
+    if likelihood == "bernoulli":
+        return dist.Bernoulli(probs=params["prob"][y]).to_event(1)
+    return dist.Categorical(probs=params["probs"][y]).to_event(1)
+
+
+class NaiveBayesMarginal(dist.Distribution):
+    """p(x | θ) = Σ_c π_c p(x | c, θ): naive Bayes with the class marginalized exactly.
+
+    ``log_prob`` is the log-sum-exp over classes of :func:`class_log_joint`; ``sample`` draws a
+    class and then the features. Event shape (D,), batch shape ().
+    """
+
+    pytree_data_fields = ("class_prob", "params")
+    pytree_aux_fields = ("likelihood",)
+
+    def __init__(self, class_prob, params, likelihood: str, *, validate_args=None):
+        self.class_prob = class_prob
+        self.params = dict(params)
+        self.likelihood = likelihood
+        first = params["loc"] if likelihood == "gaussian" else params["prob" if likelihood == "bernoulli" else "probs"]
+        self._num_features = first.shape[1]
+        super().__init__(batch_shape=(), event_shape=(self._num_features,), validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self):
+        if self.likelihood == "gaussian":
+            return constraints.real_vector
+        if self.likelihood == "bernoulli":
+            return constraints.independent(constraints.boolean, 1)
+        return constraints.independent(
+            constraints.integer_interval(0, self.params["probs"].shape[-1] - 1), 1)
+
+    def sample(self, key, sample_shape=()):
+        k_y, k_x = jax.random.split(key)
+        y = jax.random.categorical(k_y, jnp.log(self.class_prob), shape=sample_shape)
+        return _component(self.params, y, self.likelihood).sample(k_x)
+
+    def log_prob(self, value):
+        flat = value.reshape((-1, self._num_features))
+        joint = class_log_joint(flat, {"class_prob": self.class_prob, **self.params}, self.likelihood)
+        return jax.scipy.special.logsumexp(joint, -1).reshape(value.shape[:-1])
+
+
+def naive_bayes(X=None, y=None, *, num_classes: int, likelihood: str = "gaussian",
+                num_features: int | None = None, num_obs: int | None = None,
+                num_categories: int | None = None, shared_variance: bool = False,
+                class_concentration: float = 1.0, loc_mean: float = 0.0, loc_strength: float = 1.0,
+                precision_shape: float = 1.0, precision_rate: float = 1.0,
+                feature_concentration: float = 1.0):
+    """Naive Bayes with conjugate priors, as a NumPyro program.
+
+    Parameters
+    ----------
+    X : array (N, D) or None
+        Features; ``None`` samples them (forward simulation).
+    y : int array (N,) or None
+        Class codes ``0..C-1``. ``None`` with ``X`` given marginalizes the class exactly
+        (:class:`NaiveBayesMarginal`) and records the per-row class posterior as the
+        deterministic site ``class_posterior`` (N, C) — Bayes' rule on the model's own joint, so
+        the posterior predictive of new rows is their classification. (Fitting that unlabelled
+        model is a mixture and is not identified up to relabelling; fit with labels.) ``None``
+        with ``X`` ``None`` samples the classes too.
+    num_classes : int
+        C.
+    likelihood : {"gaussian", "bernoulli", "categorical"}
+    num_features, num_obs : int, optional
+        D and N when ``X`` (and ``y``) are ``None``.
+    num_categories : int, optional
+        K, required for ``"categorical"``.
+    shared_variance : bool
+        Gaussian only: one precision per feature, shared by the classes.
+    class_concentration, loc_mean, loc_strength, precision_shape, precision_rate, feature_concentration : float
+        Prior hyperparameters (:class:`NaiveBayesPrior`).
+
+    Sites
+    -----
+    ``class_prob`` (C,); ``loc`` (C, D) and ``precision`` (C, D) or (D,); or ``prob`` (C, D);
+    or ``probs`` (C, D, K); observed ``y`` (N,) and ``X`` (N, D).
+    """
+    _check_likelihood(likelihood)
+    if num_classes < 1:
+        raise ModelError(f"argument `num_classes`: expected an int >= 1, got {num_classes!r}")
+    if X is not None:
+        X = jnp.asarray(X)
+        n_rows, n_feat = X.shape
+    else:
+        n_feat = num_features
+        n_rows = y.shape[0] if y is not None else num_obs
+    if n_feat is None:
+        raise ModelError("argument `num_features`: expected an int when X is None, got None")
+    if n_rows is None:
+        raise ModelError("argument `num_obs`: expected an int when X and y are None, got None")
+    if likelihood == "categorical" and num_categories is None:
+        raise ModelError("argument `num_categories`: expected an int for the categorical likelihood, got None")
+
+    class_prob = numpyro.sample("class_prob", dist.Dirichlet(jnp.full(num_classes, float(class_concentration))))
+    params: dict[str, Any] = {}
+    with numpyro.plate("feature", n_feat, dim=-1):
+        if likelihood == "gaussian" and shared_variance:
+            params["precision"] = numpyro.sample("precision", dist.Gamma(precision_shape, precision_rate))
+        with numpyro.plate("class", num_classes, dim=-2):
+            if likelihood == "gaussian":
+                if not shared_variance:
+                    params["precision"] = numpyro.sample("precision", dist.Gamma(precision_shape, precision_rate))
+                params["loc"] = numpyro.sample(
+                    "loc", dist.Normal(loc_mean, 1.0 / jnp.sqrt(loc_strength * params["precision"])))
+            elif likelihood == "bernoulli":
+                params["prob"] = numpyro.sample("prob", dist.Beta(feature_concentration, feature_concentration))
+            else:
+                params["probs"] = numpyro.sample(
+                    "probs", dist.Dirichlet(jnp.full(num_categories, float(feature_concentration))))
+
+    with numpyro.plate("obs", n_rows):
+        if y is None and X is not None:
+            numpyro.sample("X", NaiveBayesMarginal(class_prob, params, likelihood), obs=X)
+            numpyro.deterministic("class_posterior",
+                                  class_posterior(X, {"class_prob": class_prob, **params}, likelihood))
+        else:
+            y = numpyro.sample("y", dist.Categorical(probs=class_prob), obs=None if y is None else jnp.asarray(y))
+            numpyro.sample("X", _component(params, y, likelihood), obs=X)
+
+
+def naive_bayes_dims(likelihood: str = "gaussian", shared_variance: bool = False) -> dict[str, list[str]]:
+    """ArviZ dims of every site of :func:`naive_bayes` (give them all: ArviZ drops plate names
+    as soon as any dims are passed)."""
+    _check_likelihood(likelihood)
+    dims = {"class_prob": ["class"], "y": ["obs"], "X": ["obs", "feature"],
+            "class_posterior": ["obs", "class"]}
+    if likelihood == "gaussian":
+        dims["loc"] = ["class", "feature"]
+        dims["precision"] = ["feature"] if shared_variance else ["class", "feature"]
+    elif likelihood == "bernoulli":
+        dims["prob"] = ["class", "feature"]
+    else:
+        dims["probs"] = ["class", "feature", "category"]
+    return dims
+
+
+# ----------------------------------------------------------------------------------------------
+# Posterior class probabilities over draws.
+# ----------------------------------------------------------------------------------------------
+
+_PARAM_SITES = ("class_prob", "loc", "precision", "prob", "probs")
+
+
+@functools.partial(jax.jit, static_argnames=("likelihood",))
+def _draw_class_posteriors(X, samples, likelihood):
+    return jax.vmap(lambda p: class_posterior(X, p, likelihood))(samples)
+
+
+def posterior_class_probabilities(X, samples: Mapping[str, Any], likelihood: str = "gaussian",
+                                  interval_prob: float = 0.9) -> ClassProbabilities:
+    """p(y = c | x, θ) per posterior draw, its posterior mean and equal-tailed interval.
+
+    Parameters
+    ----------
+    X : array (N, D)
+    samples : mapping
+        Posterior draws with a leading draw axis S (``class_prob`` (S, C), ...), e.g.
+        ``Fit.get_samples()`` or :func:`sample_conjugate_posterior`.
+    likelihood : {"gaussian", "bernoulli", "categorical"}
+    interval_prob : float
+        Mass of the credible interval, in (0, 1).
+
+    Returns
+    -------
+    ClassProbabilities
+    """
+    if not 0.0 < interval_prob < 1.0:
+        raise DataError("interval_prob", "a probability in (0, 1)", repr(interval_prob))
+    params = {k: jnp.asarray(v) for k, v in samples.items() if k in _PARAM_SITES}
+    draws = np.asarray(_draw_class_posteriors(jnp.asarray(X), params, likelihood))
+    tail = 0.5 * (1.0 - interval_prob)
+    lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    return ClassProbabilities(draws.mean(0), lower, upper, draws)
+
+
+# ----------------------------------------------------------------------------------------------
+# scikit-learn estimator.
+# ----------------------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "likelihood", "shared_variance", "num_categories", "num_samples"))
+def _exact_fit(key, X, y, prior, *, num_classes, likelihood, shared_variance, num_categories, num_samples):
+    post = conjugate_posterior(X, y, num_classes=num_classes, likelihood=likelihood,
+                               shared_variance=shared_variance, num_categories=num_categories, prior=prior)
+    return post, sample_conjugate_posterior(key, post, num_samples)
+
+
+def _seed_from(random_state) -> int:
+    """An int seed from sklearn's ``random_state`` convention (None: fresh entropy)."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
+    return int(rng.randint(0, 2**31 - 1))
+
+
+def _reject_complex(name: str, X) -> None:
+    # as_float_array would silently drop an imaginary part; a user passing one has a bug.
+    dtype = getattr(X, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(X).dtype
+        except Exception:
+            return
+    if np.issubdtype(dtype, np.complexfloating):
+        raise DataError(name, "real values", "complex values")
+
+
+class _FeatureNamesMixin:
+    """sklearn's feature-name bookkeeping (``n_features_in_``, ``feature_names_in_``), raising
+    :class:`DataError` named ``X`` for a DataFrame that lacks a fitted column."""
+
+    def _validate_X(self, X, *, reset: bool) -> tuple[np.ndarray, list[str]]:
+        _reject_complex("X", X)
+        cols = getattr(X, "columns", None)
+        names = None
+        if cols is not None and all(isinstance(c, str) for c in cols):
+            names = np.asarray(list(cols), dtype=object)
+        if reset:
+            arr, columns = as_float_matrix("X", X)
+            self.n_features_in_ = arr.shape[1]
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return arr, columns
+        fitted = getattr(self, "feature_names_in_", None)
+        cls = type(self).__name__
+        if fitted is not None and names is not None:
+            if list(names) != list(fitted):
+                missing = [c for c in fitted if c not in set(names)]
+                unexpected = [c for c in names if c not in set(fitted)]
+                got = (f"missing column(s) {missing}" if missing else
+                       f"unexpected column(s) {unexpected}" if unexpected else "the columns in another order")
+                raise DataError("X", f"the columns seen in fit, in order: {list(fitted)}", got,
+                                "The feature names should match those that were passed during fit. "
+                                "Feature names must be in the same order as they were in fit.")
+        elif fitted is not None and cols is None:
+            import warnings
+
+            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with feature names",
+                          UserWarning, stacklevel=3)
+        elif fitted is None and names is not None:
+            import warnings
+
+            warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
+                          UserWarning, stacklevel=3)
+        arr, columns = as_float_matrix("X", X)
+        if arr.shape[1] != self.n_features_in_:
+            raise DataError("X", f"{self.n_features_in_} feature column(s)", f"{arr.shape[1]}",
+                            f"X has {arr.shape[1]} features, but {cls} is expecting "
+                            f"{self.n_features_in_} features as input")
+        return arr, columns
+
+
+class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
+    """Bayesian naive Bayes classifier (Gaussian, Bernoulli or categorical features).
+
+    One class for the three likelihoods: they share the class prior, the fitting methods and
+    Bayes'-rule prediction, and a single class lets a learning-curve study switch likelihood
+    with ``set_params(likelihood=...)``. The priors are those of :func:`naive_bayes`.
+
+    Parameters
+    ----------
+    likelihood : {"gaussian", "bernoulli", "categorical"}
+    shared_variance : bool
+        Gaussian only: one variance per feature shared by the classes (linear decision
+        boundaries, the generative partner of logistic regression).
+    method : {"exact", "nuts", "svi"}
+        ``"exact"`` (default) draws independently from the closed-form conjugate posterior:
+        exact and fast (one compile per data shape). ``"nuts"``/``"svi"`` fit the NumPyro
+        program through :func:`ppl_models.fit`.
+    num_samples : int
+        Posterior draws kept (per chain for NUTS).
+    num_warmup, num_chains : int
+        NUTS only.
+    num_steps : int
+        SVI only.
+    standardize : bool
+        Gaussian only: centre and scale each feature by its training mean and sd before the
+        model sees it, so that the unit-scale default priors fit any units. (This makes the prior
+        data-dependent — a mild empirical-Bayes choice; predictions apply the same transform.)
+    binarize : float or None
+        Bernoulli only: threshold features at this value (``x > binarize``). ``None``: the
+        features must already be 0/1.
+    num_categories : int or None
+        Categorical only: K; ``None`` takes the largest training value + 1.
+    class_concentration, loc_mean, loc_strength, precision_shape, precision_rate, feature_concentration : float
+        Prior hyperparameters.
+    interval_prob : float
+        Mass of the credible intervals of :meth:`predict_proba_interval`.
+    random_state : int, RandomState or None
+
+    Attributes
+    ----------
+    classes_ : array (C,)
+    n_features_in_ : int
+    feature_names_in_ : array of str (only when fitted on a DataFrame with string columns)
+    posterior_ : conjugate posterior NamedTuple (``method="exact"`` only)
+    samples_ : dict of arrays
+        Posterior draws, leading axis S.
+    fit_ : ppl_models.Fit or None
+        The fit (``Fit.from_samples`` for exact draws), ``None`` if the core workflow is absent.
+    mean_, scale_ : arrays (D,)
+        The standardization (Gaussian with ``standardize=True``).
+    """
+
+    def __init__(self, likelihood="gaussian", shared_variance=False, method="exact", num_samples=500,
+                 num_warmup=500, num_chains=4, num_steps=5000, standardize=True, binarize=None,
+                 num_categories=None, class_concentration=1.0, loc_mean=0.0, loc_strength=1.0,
+                 precision_shape=1.0, precision_rate=1.0, feature_concentration=1.0,
+                 interval_prob=0.9, random_state=None):
+        self.likelihood = likelihood
+        self.shared_variance = shared_variance
+        self.method = method
+        self.num_samples = num_samples
+        self.num_warmup = num_warmup
+        self.num_chains = num_chains
+        self.num_steps = num_steps
+        self.standardize = standardize
+        self.binarize = binarize
+        self.num_categories = num_categories
+        self.class_concentration = class_concentration
+        self.loc_mean = loc_mean
+        self.loc_strength = loc_strength
+        self.precision_shape = precision_shape
+        self.precision_rate = precision_rate
+        self.feature_concentration = feature_concentration
+        self.interval_prob = interval_prob
+        self.random_state = random_state
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _prior(self) -> NaiveBayesPrior:
+        return NaiveBayesPrior(float(self.class_concentration), float(self.loc_mean), float(self.loc_strength),
+                               float(self.precision_shape), float(self.precision_rate),
+                               float(self.feature_concentration))
+
+    def _transform(self, X: np.ndarray, *, fitting: bool) -> np.ndarray:
+        if self.likelihood == "gaussian":
+            if self.standardize:
+                if fitting:
+                    self.mean_ = X.mean(0)
+                    sd = X.std(0)
+                    # A constant feature carries no class information; unit scale keeps it finite.
+                    self.scale_ = np.where(sd > 0, sd, 1.0)
+                return (X - self.mean_) / self.scale_
+            return X
+        if self.likelihood == "bernoulli":
+            if self.binarize is not None:
+                return (X > self.binarize).astype(np.float64)
+            if not np.all((X == 0) | (X == 1)):
+                raise DataError("X", "binary features (0/1) for the Bernoulli likelihood",
+                                "values other than 0 and 1", "set binarize=threshold to binarize them")
+            return X
+        codes = as_int_array("X", X, low=0)
+        if fitting:
+            k = int(codes.max()) + 1 if codes.size else 1
+            self.num_categories_ = int(self.num_categories) if self.num_categories is not None else k
+            if k > self.num_categories_:
+                raise DataError("X", f"category codes below num_categories={self.num_categories_}",
+                                f"maximum {k - 1}")
+        elif codes.size and codes.max() >= self.num_categories_:
+            raise DataError("X", f"category codes in 0..{self.num_categories_ - 1} (seen in fit)",
+                            f"maximum {codes.max()}")
+        return codes
+
+    def _model_kwargs(self, X, y) -> dict[str, Any]:
+        p = self._prior()
+        return dict(X=X, y=y, num_classes=len(self.classes_), likelihood=self.likelihood,
+                    num_categories=getattr(self, "num_categories_", None),
+                    shared_variance=bool(self.shared_variance), class_concentration=p.class_concentration,
+                    loc_mean=p.loc_mean, loc_strength=p.loc_strength, precision_shape=p.precision_shape,
+                    precision_rate=p.precision_rate, feature_concentration=p.feature_concentration)
+
+    # -- sklearn API -----------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Condition on labelled rows. X (N, D), y (N,) labels of any hashable type."""
+        _check_likelihood(self.likelihood)
+        if self.method not in ("exact", "nuts", "svi"):
+            raise DataError("method", "one of 'exact', 'nuts', 'svi'", repr(self.method))
+        Xa, columns = self._validate_X(X, reset=True)
+        codes, self.classes_ = as_labels("y", y, n_rows=Xa.shape[0])
+        Z = self._transform(Xa, fitting=True)
+        seed = _seed_from(self.random_state)
+        kwargs = self._model_kwargs(Z, codes)
+        coords = {"feature": columns, "class": [str(c) for c in self.classes_]}
+        dims = naive_bayes_dims(self.likelihood, bool(self.shared_variance))
+        self.posterior_ = None
+        if self.method == "exact":
+            self.posterior_, draws = _exact_fit(
+                jax.random.PRNGKey(seed), jnp.asarray(Z), jnp.asarray(codes), self._prior(),
+                num_classes=len(self.classes_), likelihood=self.likelihood,
+                shared_variance=bool(self.shared_variance), num_categories=getattr(self, "num_categories_", None),
+                num_samples=int(self.num_samples))
+            self.samples_ = {k: np.asarray(v) for k, v in draws.items()}
+            self.fit_ = _fit_from_samples(naive_bayes, kwargs, self.samples_, "exact", coords, dims)
+        else:
+            from .. import fit as _fit  # the core workflow
+
+            options = (dict(num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
+                            num_samples=int(self.num_samples)) if self.method == "nuts"
+                       else dict(num_steps=int(self.num_steps), num_samples=int(self.num_samples)))
+            self.fit_ = _fit(naive_bayes, kwargs, method=self.method, seed=seed, coords=coords, dims=dims,
+                             **options)
+            self.samples_ = {k: np.asarray(v) for k, v in self.fit_.get_samples().items() if k in _PARAM_SITES}
+        return self
+
+    def predict_proba_interval(self, X) -> ClassProbabilities:
+        """Posterior mean and ``interval_prob`` credible interval of p(y = c | x); each (N, C)."""
+        check_is_fitted(self, "samples_")
+        Xa, _ = self._validate_X(X, reset=False)
+        return posterior_class_probabilities(self._transform(Xa, fitting=False), self.samples_,
+                                             self.likelihood, float(self.interval_prob))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior mean class probabilities, (N, C), columns ordered as ``classes_``."""
+        return self.predict_proba_interval(X).mean
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`, (N, C)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The class of highest posterior mean probability, (N,)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.categorical = self.likelihood == "categorical"
+        return tags
+
+
+def _fit_from_samples(model, kwargs, samples, method, coords, dims):
+    """A :class:`ppl_models.Fit` around draws made here (None until the core provides it)."""
+    try:
+        from ..fit import Fit
+    except ImportError:  # the core workflow has not landed in this checkout
+        return None
+    from_samples = getattr(Fit, "from_samples", None)
+    if from_samples is None:
+        return None
+    return from_samples(model, kwargs, samples, method=method, coords=coords, dims=dims)
