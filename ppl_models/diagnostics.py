@@ -1,0 +1,418 @@
+"""Diagnostics: the convergence gate, LOO/WAIC model comparison, and SBC calibration.
+
+* :func:`check_convergence` — r-hat, bulk/tail ESS and divergences against thresholds, with a
+  verdict a person or a CI job can read.
+* :func:`loo`, :func:`waic`, :func:`compare` — predictive model comparison through ArviZ
+  (WAIC is computed here: ArviZ 1.x dropped it).
+* :func:`sbc` — simulation-based calibration (Talts et al. 2018): draw θ* from the prior,
+  simulate data, fit, and record the rank of θ* among thinned posterior draws; if the
+  inference is right the ranks are uniform. Tested by a chi-square test on binned ranks and by
+  a simultaneous ECDF band (Säilynoja et al. 2022).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .data import ModelData, as_mapping, describe
+from .errors import DataError
+
+__all__ = [
+    "ConvergenceReport",
+    "check_convergence",
+    "loo",
+    "waic",
+    "compare",
+    "SBCResult",
+    "sbc",
+    "sbc_ranks",
+    "rank_uniformity",
+]
+
+
+# --------------------------------------------------------------------------- convergence gate
+@dataclass
+class ConvergenceReport:
+    """The verdict of :func:`check_convergence`.
+
+    Attributes
+    ----------
+    passed : bool
+    failures : list of str
+        One line per failed criterion, naming the parameter and the value.
+    table : pandas.DataFrame
+        Per parameter: r_hat, ess_bulk, ess_tail and whether each passes.
+    divergences : int
+    thresholds : dict
+    """
+
+    passed: bool
+    failures: list[str]
+    table: pd.DataFrame
+    divergences: int
+    thresholds: dict[str, float]
+    applicable: bool = True
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        if not self.applicable:
+            return "convergence gate: not applicable (" + "; ".join(self.failures) + ")"
+        t = self.thresholds
+        head = (f"convergence gate (r-hat <= {t['rhat_max']}, bulk ESS >= {t['ess_bulk_min']}, "
+                f"tail ESS >= {t['ess_tail_min']}, divergences <= {t['max_divergences']}): ")
+        if self.passed:
+            worst = self.table
+            return head + (f"PASSED (max r-hat {worst['r_hat'].max():.4f}, min bulk ESS "
+                           f"{worst['ess_bulk'].min():.0f}, min tail ESS {worst['ess_tail'].min():.0f}, "
+                           f"{self.divergences} divergences)")
+        return head + "FAILED\n  " + "\n  ".join(self.failures)
+
+
+def check_convergence(result: Any, *, rhat_max: float = 1.01, ess_bulk_min: float = 400,
+                      ess_tail_min: float = 400, max_divergences: int = 0,
+                      var_names: list[str] | None = None) -> ConvergenceReport:
+    """Check a fit (or an ArviZ DataTree) against the convergence gate.
+
+    Parameters
+    ----------
+    result : Fit or xarray.DataTree
+    rhat_max, ess_bulk_min, ess_tail_min, max_divergences
+        The thresholds (defaults: Vehtari et al. 2021's r-hat 1.01 and ESS 400).
+    var_names : list of str, optional
+        Parameters to check (default: every posterior variable).
+    """
+    import arviz as az
+
+    from .fit import Fit
+
+    thresholds = dict(rhat_max=rhat_max, ess_bulk_min=ess_bulk_min, ess_tail_min=ess_tail_min,
+                      max_divergences=max_divergences)
+    if isinstance(result, Fit):
+        if result.method not in ("nuts", "hmc"):
+            return ConvergenceReport(True, [f"method {result.method!r} has no Markov chains"],
+                                     pd.DataFrame(), 0, thresholds, applicable=False)
+        tree = result.to_arviz(log_likelihood=False)
+    else:
+        tree = result
+    diag = az.summary(tree, var_names=var_names, kind="diagnostics", round_to="none")
+    table = diag[["r_hat", "ess_bulk", "ess_tail"]].copy()
+    n_chains = int(tree["posterior"].sizes.get("chain", 1))
+    divergences = 0
+    if "sample_stats" in tree.children and "diverging" in tree["sample_stats"].data_vars:
+        divergences = int(np.asarray(tree["sample_stats"]["diverging"]).sum())
+    failures: list[str] = []
+    if n_chains < 2:
+        failures.append(f"r-hat needs at least 2 chains, got {n_chains}")
+    # A constant parameter (e.g. a fixed entry of an ordered vector) has no r-hat: skip NaN rows.
+    rh = table["r_hat"]
+    for name, value in rh[rh > rhat_max].items():
+        failures.append(f"{name}: r-hat {value:.4f} > {rhat_max}")
+    for col, lim, label in (("ess_bulk", ess_bulk_min, "bulk ESS"), ("ess_tail", ess_tail_min, "tail ESS")):
+        col_v = table[col]
+        for name, value in col_v[col_v < lim].items():
+            failures.append(f"{name}: {label} {value:.0f} < {lim}")
+    if divergences > max_divergences:
+        failures.append(f"{divergences} divergent transitions > {max_divergences}")
+    table["passed"] = (table["r_hat"].fillna(1.0) <= rhat_max) & (table["ess_bulk"].fillna(np.inf) >= ess_bulk_min) & (
+        table["ess_tail"].fillna(np.inf) >= ess_tail_min)
+    return ConvergenceReport(not failures, failures, table, divergences, thresholds)
+
+
+# --------------------------------------------------------------------------- LOO / WAIC
+def _tree(x: Any):
+    from .fit import Fit
+
+    return x.to_arviz() if isinstance(x, Fit) else x
+
+
+def loo(result: Any, *, pointwise: bool = True):
+    """PSIS-LOO through ArviZ (``arviz.loo``) of a fit or DataTree."""
+    import arviz as az
+
+    return az.loo(_tree(result), pointwise=pointwise)
+
+
+@dataclass
+class WAIC:
+    """Watanabe-Akaike information criterion on the log-predictive-density scale."""
+
+    elpd_waic: float
+    se: float
+    p_waic: float
+    pointwise: np.ndarray
+    n_data_points: int
+    warning: bool
+
+    def __str__(self) -> str:
+        w = "  (warning: some pointwise variances > 0.4; prefer LOO)" if self.warning else ""
+        return (f"elpd_waic {self.elpd_waic:.2f} (SE {self.se:.2f}), p_waic {self.p_waic:.2f}, "
+                f"{self.n_data_points} observations{w}")
+
+
+def waic(result: Any, var_name: str | None = None) -> WAIC:
+    """WAIC from the log-likelihood group (Vehtari, Gelman & Gabry 2017, eq. 3-5).
+
+    ``elpd_waic = Σ_i [log mean_s p(y_i | θ_s) - var_s log p(y_i | θ_s)]``.
+    """
+    from scipy.special import logsumexp
+
+    tree = _tree(result)
+    if "log_likelihood" not in tree.children:
+        raise DataError("result", "a fit with a log_likelihood group", "none")
+    ds = tree["log_likelihood"].to_dataset()
+    names = list(ds.data_vars)
+    if var_name is None:
+        if len(names) != 1:
+            raise DataError("var_name", f"one of {names}", "None")
+        var_name = names[0]
+    ll = np.asarray(ds[var_name].values, dtype=np.float64)
+    S = ll.shape[0] * ll.shape[1]
+    ll = ll.reshape(S, -1)
+    lppd = logsumexp(ll, axis=0) - np.log(S)
+    p = ll.var(axis=0, ddof=1)
+    pw = lppd - p
+    n = pw.shape[0]
+    return WAIC(float(pw.sum()), float(np.sqrt(n * pw.var())), float(p.sum()), pw, n, bool((p > 0.4).any()))
+
+
+def compare(results: Mapping[str, Any], **kwargs):
+    """Rank models by PSIS-LOO (``arviz.compare``) — fits or DataTrees by name."""
+    import arviz as az
+
+    if len(results) < 2:
+        raise DataError("results", "at least two fitted models to compare", f"{len(results)}")
+    return az.compare({k: _tree(v) for k, v in results.items()}, **kwargs)
+
+
+# --------------------------------------------------------------------------- SBC
+def sbc_ranks(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Rank of each true value among its posterior draws.
+
+    ``draws`` ``(R, L, ...)``, ``truth`` ``(R, ...)`` -> ranks ``(R, ...)`` in ``0..L``
+    (ties broken at random would matter only for discrete parameters, which NUTS never samples).
+    """
+    return (np.asarray(draws) < np.asarray(truth)[:, None]).sum(axis=1)
+
+
+def _ecdf_band_pvalue(ranks: np.ndarray, L: int, rng: np.random.Generator, n_sim: int = 2000) -> float:
+    """P-value of the largest ECDF deviation of ranks from the discrete uniform on 0..L.
+
+    The null distribution of the max |ECDF - CDF| statistic is simulated for the same R and L,
+    which makes the test a simultaneous band over the whole ECDF (Säilynoja et al. 2022 do the
+    same with an adjusted pointwise level).
+    """
+    R = ranks.shape[0]
+    grid = np.arange(L + 1)
+    cdf = (grid + 1) / (L + 1)
+
+    def stat(r):
+        ecdf = (r[..., None] <= grid).mean(axis=-2)
+        return np.abs(ecdf - cdf).max(axis=-1)
+
+    obs = stat(ranks)
+    sims = stat(rng.integers(0, L + 1, size=(n_sim, R)))
+    return float((1 + (sims >= obs - 1e-12).sum()) / (n_sim + 1))
+
+
+def rank_uniformity(ranks: np.ndarray, L: int, *, bins: int | None = None, seed: int = 0) -> tuple[float, float]:
+    """(chi-square p-value, ECDF-band p-value) for ranks in ``0..L`` under uniformity."""
+    from scipy.stats import chisquare
+
+    ranks = np.asarray(ranks).astype(int)
+    R = ranks.shape[0]
+    if bins is None:
+        bins = int(max(2, min(20, R // 5, L + 1)))
+    # Bin edges that split 0..L into `bins` groups of (near-)equal size, so the expected counts
+    # are exact under the discrete uniform.
+    edges = np.linspace(0, L + 1, bins + 1)
+    counts = np.histogram(ranks, bins=edges)[0]
+    widths = np.diff(np.floor(edges))
+    expected = R * widths / (L + 1)
+    p_chi = float(chisquare(counts, expected * counts.sum() / expected.sum()).pvalue)
+    p_ecdf = _ecdf_band_pvalue(ranks, L, np.random.default_rng(seed))
+    return p_chi, p_ecdf
+
+
+@dataclass
+class SBCResult:
+    """Simulation-based calibration: ranks per parameter component and their uniformity tests.
+
+    Attributes
+    ----------
+    ranks : dict
+        Parameter -> ``(R, ...)`` ranks in ``0..L``.
+    table : pandas.DataFrame
+        One row per scalar parameter component: chi-square and ECDF p-values, pass/fail.
+    num_draws : int
+        L, the number of thinned draws the ranks are taken among.
+    alpha : float
+        Family-wise level: a component fails when either of its p-values is below
+        ``alpha / (2 * number of components)`` (Bonferroni).
+    """
+
+    ranks: dict[str, np.ndarray]
+    table: pd.DataFrame
+    num_draws: int
+    alpha: float
+    num_replications: int
+    divergences: int = 0
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.table["passed"].all())
+
+    def __str__(self) -> str:
+        lines = [f"SBC: {self.num_replications} replications, ranks among {self.num_draws} draws, "
+                 f"family-wise alpha {self.alpha}, {self.divergences} divergent transitions"]
+        for name, row in self.table.iterrows():
+            verdict = "pass" if row["passed"] else "FAIL"
+            lines.append(f"  {name:<24} chi2 p={row['chi2_p']:.3f}  ecdf p={row['ecdf_p']:.3f}  {verdict}")
+        lines.append("SBC " + ("PASSED" if self.passed else "FAILED"))
+        return "\n".join(lines)
+
+    def plot(self, path: str | None = None, max_params: int = 12):
+        """Rank histograms with the 99% band of a uniform histogram; saved to ``path`` if given."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+        from scipy.stats import binom
+
+        names = list(self.table.index)[:max_params]
+        ncol = min(4, len(names))
+        nrow = int(np.ceil(len(names) / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.4 * nrow), squeeze=False)
+        R = self.num_replications
+        bins = int(max(2, min(20, R // 5, self.num_draws + 1)))
+        lo, hi = binom.ppf([0.005, 0.995], R, 1 / bins)
+        for ax, name in zip(axes.flat, names):
+            ax.hist(self._component(name), bins=np.linspace(0, self.num_draws + 1, bins + 1), color="C0")
+            ax.axhspan(lo, hi, color="0.85", zorder=0)
+            ax.set_title(name, fontsize=9)
+            ax.set_yticks([])
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        fig.tight_layout()
+        if path:
+            fig.savefig(path, dpi=100)
+        return fig
+
+    def _component(self, label: str) -> np.ndarray:
+        name, _, idx = label.partition("[")
+        r = self.ranks[name]
+        if idx:
+            index = tuple(int(i) for i in idx.rstrip("]").split(","))
+            return r[(slice(None),) + index]
+        return r
+
+
+def sbc(
+    model: Callable,
+    data: Mapping[str, Any] | ModelData,
+    *,
+    num_replications: int = 100,
+    num_warmup: int = 300,
+    num_samples: int = 300,
+    thin: int | None = None,
+    params: list[str] | None = None,
+    observed: list[str] | tuple[str, ...] | None = None,
+    simulator: Callable | None = None,
+    seed: int = 0,
+    alpha: float = 0.01,
+    chunk_size: int | None = None,
+    target_accept_prob: float = 0.8,
+    progress: bool = False,
+) -> SBCResult:
+    """Simulation-based calibration of NUTS on ``model`` (Talts et al. 2018).
+
+    For each replication: draw θ* and data from the prior predictive (of ``simulator``, which
+    defaults to ``model`` itself), fit ``model`` to that data with NUTS, thin the draws to
+    about independent ones, and rank θ* among them. All replications are fitted at once by
+    :func:`ppl_models.batched.fit_many` (one compilation).
+
+    Parameters
+    ----------
+    model : callable
+        The program whose inference is checked.
+    data : mapping or ModelData
+        Its keyword arguments; the observed ones are replaced by simulated data.
+    num_replications : int
+        R, the number of simulated data sets.
+    num_warmup, num_samples : int
+        NUTS settings per replication.
+    thin : int, optional
+        Keep every ``thin``-th draw (default: ``max(1, num_samples // 100)``, so ranks are
+        among about 100 nearly independent draws).
+    params : list of str, optional
+        Parameters to rank (default: every latent site).
+    simulator : callable, optional
+        A different program to simulate from. Giving one with another prior is how to check
+        that SBC detects a wrong model: the ranks are then not uniform.
+    alpha : float
+        Family-wise level over all components and both tests (Bonferroni).
+    """
+    import jax
+
+    from ._trace import inspect_model, observed_kwargs
+    from .batched import fit_many
+    from .inference import sample_prior
+
+    kwargs = as_mapping("data", data)
+    md_obs = data.observed if isinstance(data, ModelData) else None
+    if not isinstance(num_replications, int) or num_replications < 10:
+        raise DataError("num_replications", "an integer >= 10", describe(num_replications))
+    sites = inspect_model(model, kwargs, seed=seed)
+    obs_names = observed_kwargs(sites, kwargs, observed or md_obs)
+    if not obs_names:
+        raise DataError("observed", "the names of the model's observed keyword arguments",
+                        "none found", "pass observed=[...]")
+    names = params or list(sites.latent)
+    unknown = [p for p in names if p not in sites.latent + sites.deterministic]
+    if unknown:
+        raise DataError("params", f"latent sites of the model {sites.latent}", f"{unknown}")
+    sim_model = simulator if simulator is not None else model
+    prior = sample_prior(sim_model, kwargs, num_samples=num_replications, seed=seed, observed=obs_names)
+    obs_site_for = {k: k for k in obs_names}
+    missing = [k for k in obs_names if k not in prior]
+    if missing:
+        raise DataError("observed", f"observed keyword arguments named like their sites", f"{missing}")
+    batched = {k: prior[obs_site_for[k]] for k in obs_names}
+    static = {k: v for k, v in kwargs.items() if k not in obs_names}
+    thin = thin if thin is not None else max(1, num_samples // 100)
+    draws = fit_many(model, batched, static, seed=seed + 7, num_warmup=num_warmup, num_samples=num_samples,
+                     target_accept_prob=target_accept_prob, chunk_size=chunk_size)
+    jax.block_until_ready(draws)
+    divergences = int(draws["diverging"].sum())
+    L = len(range(0, num_samples, thin))
+    ranks: dict[str, np.ndarray] = {}
+    truth: dict[str, np.ndarray] = {}
+    rows = []
+    for name in names:
+        if name not in prior:
+            raise DataError("params", "sites drawn by the simulator", repr(name))
+        th = np.asarray(prior[name])
+        dr = np.asarray(draws[name])[:, ::thin]
+        r = sbc_ranks(dr, th)
+        ranks[name] = r
+        truth[name] = th
+        for idx in np.ndindex(*r.shape[1:]):
+            label = name if not idx else f"{name}[{','.join(map(str, idx))}]"
+            comp = r[(slice(None),) + idx]
+            if np.all(dr[(slice(None), slice(None)) + idx] == th[(slice(None),) + idx][:, None]):
+                continue  # a fixed component (e.g. the first of an ordered vector pinned at 0)
+            p_chi, p_ecdf = rank_uniformity(comp, L, seed=seed)
+            rows.append({"parameter": label, "chi2_p": p_chi, "ecdf_p": p_ecdf})
+    table = pd.DataFrame(rows).set_index("parameter")
+    # Bonferroni over every test made, so that `alpha` is the chance that a correct inference
+    # fails anywhere (a 31-coefficient regression would otherwise fail by chance half the time).
+    level = alpha / max(1, 2 * len(table))
+    table["passed"] = (table["chi2_p"] >= level) & (table["ecdf_p"] >= level)
+    return SBCResult(ranks=ranks, table=table, num_draws=L, alpha=alpha,
+                     num_replications=num_replications, divergences=divergences, truth=truth)
