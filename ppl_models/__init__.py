@@ -11,6 +11,27 @@ The workflow is the same for every program, the catalog's and your own::
 
 __version__ = "0.1.0"
 
+import os as _os
+import sys as _sys
+
+
+def _default_host_devices() -> None:
+    # Chains run in parallel only with a device per chain. On a CPU, XLA shows one device unless
+    # told otherwise before JAX starts, so ask for max(4, cores) host devices (4 chains is the
+    # default); PPL_MODELS_HOST_DEVICES=N picks N, 0 leaves XLA_FLAGS alone. Too late (and
+    # harmless) when JAX was imported first.
+    want = _os.environ.get("PPL_MODELS_HOST_DEVICES", "")
+    if want == "0" or "jax" in _sys.modules:
+        return
+    flags = _os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    n = int(want) if want.isdigit() else max(4, _os.cpu_count() or 1)
+    _os.environ["XLA_FLAGS"] = (flags + f" --xla_force_host_platform_device_count={n}").strip()
+
+
+_default_host_devices()
+
 from ._config import enable_compilation_cache, set_precision  # noqa: E402
 from .data import ModelData  # noqa: E402
 from .errors import CatalogError, DataError, ModelError, PPLModelsError, QueryError  # noqa: E402

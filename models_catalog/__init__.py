@@ -1,0 +1,1 @@
+"""The bundled catalog cards (TOML). Installed as the package data ``ppl_models.models_catalog``."""

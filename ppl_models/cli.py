@@ -1,0 +1,146 @@
+"""``ppl-models``: list, run, check and forward-sample catalog entries.
+
+    ppl-models list
+    ppl-models run ENTRY [--out DIR] [--method M] [--num-samples N] ...
+    ppl-models check ENTRY [--out DIR] [--replications R]
+    ppl-models sample ENTRY [--out DIR] [--num-samples N]
+
+ENTRY is a bundled entry's name or the path of a card of your own. Errors a user can cause
+print one line and exit with status 2; a failed convergence gate or SBC exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+_T0 = time.perf_counter()
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ppl-models", description="Ready-to-run probabilistic models on real data.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the catalog entries")
+
+    run = sub.add_parser("run", help="fit an entry with its defaults, check convergence, write outputs")
+    run.add_argument("entry", help="catalog entry name, or path to a .toml card")
+    run.add_argument("--out", help="directory for fit.nc, summary.csv, convergence.json, trace.png, ppc.png")
+    run.add_argument("--method", choices=["nuts", "hmc", "svi", "map"])
+    run.add_argument("--num-samples", type=int)
+    run.add_argument("--num-warmup", type=int)
+    run.add_argument("--num-chains", type=int)
+    run.add_argument("--num-steps", type=int, help="SVI optimisation steps")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    chk = sub.add_parser("check", help="simulation-based calibration of an entry's model")
+    chk.add_argument("entry")
+    chk.add_argument("--out", help="directory for sbc.csv and sbc.png")
+    chk.add_argument("--replications", type=int)
+    chk.add_argument("--seed", type=int)
+
+    smp = sub.add_parser("sample", help="forward-sample an entry's model (prior and synthetic data)")
+    smp.add_argument("entry")
+    smp.add_argument("--out", help="directory for prior.nc and synthetic_*.csv")
+    smp.add_argument("--num-samples", type=int, default=100)
+    smp.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _echo(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _cmd_list() -> int:
+    from .catalog import list_entries
+
+    cards = list_entries()
+    width = max((len(c.name) for c in cards), default=10)
+    for c in cards:
+        print(f"{c.name:<{width}}  {c.family:<12} {c.description}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .catalog import load_card
+    from .runner import run_entry
+
+    card = load_card(args.entry)
+    overrides = {"method": args.method, "num_samples": args.num_samples, "num_warmup": args.num_warmup,
+                 "num_chains": args.num_chains, "num_steps": args.num_steps, "seed": args.seed}
+    progress = False if args.no_progress else None
+    res = run_entry(card, args.out, overrides, progress=progress, echo=_echo)
+    with pd.option_context("display.max_rows", 60, "display.width", 160, "display.max_columns", 12):
+        print(res.summary.round(3).to_string())
+    for k, v in res.extra.items():
+        print(f"{k}: {v}")
+    print(str(res.report))
+    if "sampling_seconds" in res.fit.info:
+        print(f"sampling: {res.fit.info['sampling_seconds']:.1f} s; total {time.perf_counter() - _T0:.1f} s")
+    for k, v in res.files.items():
+        print(f"{'wrote' if not k.endswith('_error') else 'note'} {k}: {v}")
+    return 0 if res.report.passed else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .catalog import load_card
+    from .runner import check_entry
+
+    card = load_card(args.entry)
+    res = check_entry(card, args.out, num_replications=args.replications, seed=args.seed, echo=_echo)
+    print(str(res))
+    return 0 if res.passed else 1
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .catalog import load_card
+    from .runner import sample_entry
+
+    card = load_card(args.entry)
+    draws = sample_entry(card, args.out, num_samples=args.num_samples, seed=args.seed)
+    print(f"{card.name}: {args.num_samples} forward draws")
+    for k, v in draws.items():
+        v = np.asarray(v)
+        print(f"  {k:<20} shape {tuple(v.shape[1:])!s:<14} mean {np.mean(v):.4g}  sd {np.std(v):.4g}")
+    if args.out:
+        print(f"wrote {args.out}/prior.nc")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ppl-models`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        from .errors import PPLModelsError
+
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "sample":
+            return _cmd_sample(args)
+    except KeyboardInterrupt:
+        print("ppl-models: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # user errors: one line, no traceback
+        from .errors import PPLModelsError
+
+        if isinstance(exc, PPLModelsError):
+            print(f"ppl-models: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
