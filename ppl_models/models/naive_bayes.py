@@ -34,8 +34,8 @@ one parameter set and are composed by the caller with ``jit``/``vmap``; they imp
 
 from __future__ import annotations
 
-import functools
 import math
+import warnings
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -45,6 +45,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from ..data import as_float_matrix, as_int_array, as_labels, describe
@@ -135,18 +136,39 @@ def _check_likelihood(likelihood: str) -> None:
         raise ModelError(f"argument `likelihood`: expected one of {LIKELIHOODS}, got {likelihood!r}")
 
 
-def _normalize_log(log_joint: jax.Array, axis: int = -1) -> jax.Array:
+def _xp(*arrays):
+    """The array namespace of the inputs: ``jax.numpy`` if any is a JAX array (or tracer), else
+    NumPy. NumPy runs a one-off fit with no compilation; JAX composes with jit/vmap."""
+    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+
+
+def _normalize_log(log_joint, axis: int = -1):
     """p(y | x) from log p(x, y): exp(log_joint − logsumexp over ``axis``)."""
-    # TODO(lead): switch to ppl_models.queries.conditional once it lands; same arithmetic.
-    return jnp.exp(log_joint - jax.scipy.special.logsumexp(log_joint, axis=axis, keepdims=True))
+    # Private until ppl_models.queries.conditional lands; then this delegates to it.
+    xp = _xp(log_joint)
+    shifted = log_joint - xp.max(log_joint, axis=axis, keepdims=True)
+    prob = xp.exp(shifted)
+    return prob / xp.sum(prob, axis=axis, keepdims=True)
+
+
+def _logsumexp(a, axis: int = -1):
+    xp = _xp(a)
+    m = xp.max(a, axis=axis, keepdims=True)
+    return xp.squeeze(m, axis) + xp.log(xp.sum(xp.exp(a - m), axis=axis))
+
+
+def _one_hot(codes, n: int, dtype):
+    xp = _xp(codes)
+    return (codes[..., None] == xp.arange(n)).astype(dtype)
 
 
 # ----------------------------------------------------------------------------------------------
-# Kernels: pure JAX, one parameter set; compose with jit/vmap.
+# Kernels: pure functions of NumPy or JAX arrays (no NumPyro). Parameters may carry leading
+# batch axes (posterior draws, splits): every function broadcasts over them.
 # ----------------------------------------------------------------------------------------------
 
 
-def feature_log_lik(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
+def feature_log_lik(X, params: Mapping[str, Any], likelihood: str = "gaussian"):
     """Σ_j log p(x_ij | y = c, θ) for every row and class.
 
     Parameters
@@ -155,55 +177,59 @@ def feature_log_lik(X: jax.Array, params: Mapping[str, jax.Array], likelihood: s
         Features (float for ``"gaussian"``, 0/1 for ``"bernoulli"``, integers ``0..K-1`` for
         ``"categorical"``).
     params : mapping
-        One parameter set with the program's site names: ``loc`` (C, D) and ``precision``
-        (C, D) or (D,); or ``prob`` (C, D); or ``probs`` (C, D, K).
+        Parameters with the program's site names, with optional leading batch axes ``B...``:
+        ``loc`` (B..., C, D) and ``precision`` (B..., C, D) or (B..., D); or ``prob``
+        (B..., C, D); or ``probs`` (B..., C, D, K).
     likelihood : {"gaussian", "bernoulli", "categorical"}
 
     Returns
     -------
-    array (N, C)
+    array (B..., N, C)
     """
+    _check_likelihood(likelihood)
     if likelihood == "gaussian":
         loc = params["loc"]
-        precision = jnp.broadcast_to(params["precision"], loc.shape)
-        X = jnp.asarray(X, loc.dtype)
+        prec = params["precision"]
+        xp = _xp(X, loc, prec)
+        if prec.ndim == loc.ndim - 1:  # shared variance: (B..., D) -> (B..., 1, D)
+            prec = prec[..., None, :]
+        prec = xp.broadcast_to(prec, loc.shape)
+        X = xp.asarray(X, dtype=loc.dtype)
+        tr = lambda a: xp.swapaxes(a, -1, -2)  # noqa: E731
         # Expanding the square turns the (N, C, D) sum into three matrix products.
-        quad = (X * X) @ precision.T - 2.0 * X @ (precision * loc).T + jnp.sum(precision * loc * loc, -1)
-        norm = jnp.sum(jnp.log(precision), -1) - loc.shape[-1] * math.log(2.0 * math.pi)
+        quad = (X * X) @ tr(prec) - 2.0 * (X @ tr(prec * loc)) + xp.sum(prec * loc * loc, -1)[..., None, :]
+        norm = xp.sum(xp.log(prec), -1)[..., None, :] - loc.shape[-1] * math.log(2.0 * math.pi)
         return 0.5 * (norm - quad)
     if likelihood == "bernoulli":
         prob = params["prob"]
-        X = jnp.asarray(X, prob.dtype)
-        return X @ jnp.log(prob).T + (1.0 - X) @ jnp.log1p(-prob).T
-    if likelihood == "categorical":
-        log_probs = jnp.log(params["probs"])
-        onehot = jax.nn.one_hot(jnp.asarray(X, jnp.int32), log_probs.shape[-1], dtype=log_probs.dtype)
-        return jnp.einsum("ndk,cdk->nc", onehot, log_probs)
-    _check_likelihood(likelihood)
-    raise AssertionError  # unreachable
+        xp = _xp(X, prob)
+        X = xp.asarray(X, dtype=prob.dtype)
+        return X @ xp.swapaxes(xp.log(prob), -1, -2) + (1.0 - X) @ xp.swapaxes(xp.log1p(-prob), -1, -2)
+    probs = params["probs"]
+    xp = _xp(X, probs)
+    onehot = _one_hot(xp.asarray(X).astype(xp.int32), probs.shape[-1], probs.dtype)
+    return xp.einsum("ndk,...cdk->...nc", onehot, xp.log(probs))
 
 
-def class_log_joint(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
-    """log p(x_i, y_i = c | θ) = log π_c + Σ_j log p(x_ij | c, θ); (N, D) -> (N, C)."""
-    return jnp.log(params["class_prob"]) + feature_log_lik(X, params, likelihood)
+def class_log_joint(X, params: Mapping[str, Any], likelihood: str = "gaussian"):
+    """log p(x_i, y_i = c | θ) = log π_c + Σ_j log p(x_ij | c, θ); (N, D) -> (B..., N, C)."""
+    xp = _xp(params["class_prob"])
+    return xp.log(params["class_prob"])[..., None, :] + feature_log_lik(X, params, likelihood)
 
 
-def class_posterior(X: jax.Array, params: Mapping[str, jax.Array], likelihood: str = "gaussian") -> jax.Array:
-    """Bayes' rule on the joint at one parameter set: p(y = c | x_i, θ), (N, D) -> (N, C)."""
+def class_posterior(X, params: Mapping[str, Any], likelihood: str = "gaussian"):
+    """Bayes' rule on the joint: p(y = c | x_i, θ), (N, D) -> (B..., N, C)."""
     return _normalize_log(class_log_joint(X, params, likelihood), axis=-1)
 
 
-def _class_counts(y: jax.Array, num_classes: int, dtype) -> jax.Array:
-    return jax.nn.one_hot(y, num_classes, dtype=dtype)  # (N, C); matmuls below count per class
-
-
-def conjugate_posterior(X: jax.Array, y: jax.Array, *, num_classes: int, likelihood: str = "gaussian",
+def conjugate_posterior(X, y, *, num_classes: int, likelihood: str = "gaussian",
                         shared_variance: bool = False, num_categories: int | None = None,
                         prior: NaiveBayesPrior = NaiveBayesPrior()):
     """The exact posterior of :func:`naive_bayes` given labelled data.
 
-    Sums are matrix products with a one-hot class matrix (no data-dependent shapes), so the
-    function jit-compiles once per (N, D) and ``vmap``s over equally sized splits.
+    Sums are matrix products with a one-hot class matrix (no data-dependent shapes), so under
+    JAX the function jit-compiles once per (N, D) and ``vmap``s over equally sized splits;
+    with NumPy inputs it runs at once, in float64.
 
     Parameters
     ----------
@@ -223,18 +249,19 @@ def conjugate_posterior(X: jax.Array, y: jax.Array, *, num_classes: int, likelih
     GaussianPosterior | BernoulliPosterior | CategoricalPosterior
     """
     _check_likelihood(likelihood)
-    dtype = jnp.result_type(float)
-    onehot = _class_counts(jnp.asarray(y, jnp.int32), num_classes, dtype)  # (N, C)
+    xp = _xp(X, y)
+    dtype = jnp.result_type(float) if xp is jnp else np.float64
+    onehot = _one_hot(xp.asarray(y).astype(xp.int32), num_classes, dtype)  # (N, C)
     n_c = onehot.sum(0)  # (C,)
     class_conc = prior.class_concentration + n_c
     if likelihood == "gaussian":
-        X = jnp.asarray(X, dtype)
+        X = xp.asarray(X, dtype=dtype)
         sum_x = onehot.T @ X  # (C, D)
         n = n_c[:, None]
-        mean = sum_x / jnp.maximum(n, 1.0)
+        mean = sum_x / xp.maximum(n, 1.0)
         # Within-class sum of squares around the class mean, from centred values for stability.
         resid = X[None, :, :] - mean[:, None, :]  # (C, N, D)
-        ss = jnp.einsum("nc,cnd->cd", onehot, resid * resid)
+        ss = xp.einsum("nc,cnd->cd", onehot, resid * resid)
         k0, m0 = prior.loc_strength, prior.loc_mean
         kn = k0 + n
         loc = (k0 * m0 + sum_x) / kn
@@ -242,30 +269,36 @@ def conjugate_posterior(X: jax.Array, y: jax.Array, *, num_classes: int, likelih
         rate_inc = 0.5 * ss + 0.5 * k0 * n * (mean - m0) ** 2 / kn
         if shared_variance:
             # Integrating each class mean out leaves τ_j with shape a0 + N/2 and the summed rates.
-            shape = prior.precision_shape + 0.5 * jnp.sum(n_c) * jnp.ones(X.shape[1], dtype)
+            shape = prior.precision_shape + 0.5 * xp.sum(n_c) * xp.ones(X.shape[1], dtype=dtype)
             rate = prior.precision_rate + rate_inc.sum(0)
         else:
-            shape = prior.precision_shape + 0.5 * jnp.broadcast_to(n, sum_x.shape)
+            shape = prior.precision_shape + 0.5 * xp.broadcast_to(n, sum_x.shape)
             rate = prior.precision_rate + rate_inc
-        return GaussianPosterior(class_conc, loc, jnp.broadcast_to(kn, loc.shape), shape, rate)
+        return GaussianPosterior(class_conc, loc, xp.broadcast_to(kn, loc.shape), shape, rate)
     if likelihood == "bernoulli":
-        X = jnp.asarray(X, dtype)
+        X = xp.asarray(X, dtype=dtype)
         ones = onehot.T @ X
         a = prior.feature_concentration
         return BernoulliPosterior(class_conc, a + ones, a + n_c[:, None] - ones)
     if num_categories is None:
         raise ModelError("argument `num_categories`: expected an int for the categorical likelihood, got None")
-    counts = jnp.einsum("nc,ndk->cdk", onehot,
-                        jax.nn.one_hot(jnp.asarray(X, jnp.int32), num_categories, dtype=dtype))
+    counts = xp.einsum("nc,ndk->cdk", onehot, _one_hot(xp.asarray(X).astype(xp.int32), num_categories, dtype))
     return CategoricalPosterior(class_conc, prior.feature_concentration + counts)
 
 
-def sample_conjugate_posterior(rng_key: jax.Array, posterior, num_samples: int) -> dict[str, jax.Array]:
+def _dirichlet_np(rng: np.random.Generator, conc: np.ndarray, num_samples: int) -> np.ndarray:
+    g = rng.standard_gamma(conc, size=(num_samples,) + conc.shape)
+    return g / g.sum(-1, keepdims=True)
+
+
+def sample_conjugate_posterior(rng, posterior, num_samples: int) -> dict[str, Any]:
     """Independent exact draws from a conjugate posterior, named as the program's sites.
 
     Parameters
     ----------
-    rng_key : jax PRNG key
+    rng : jax PRNG key or numpy.random.Generator
+        A JAX key draws with ``jax.random`` (jit/vmap-able); a NumPy ``Generator`` draws with
+        NumPy (no compilation: a one-off fit costs microseconds instead of a compile).
     posterior : GaussianPosterior | BernoulliPosterior | CategoricalPosterior
     num_samples : int
         S.
@@ -276,19 +309,33 @@ def sample_conjugate_posterior(rng_key: jax.Array, posterior, num_samples: int) 
         ``class_prob`` (S, C) and ``loc``/``precision`` (S, C, D) [(S, D) shared],
         or ``prob`` (S, C, D), or ``probs`` (S, C, D, K).
     """
-    k_pi, k1, k2 = jax.random.split(rng_key, 3)
-    out = {"class_prob": jax.random.dirichlet(k_pi, posterior.class_concentration, (num_samples,))}
+    S = int(num_samples)
+    if isinstance(rng, np.random.Generator):
+        post = type(posterior)(*(np.asarray(v, dtype=np.float64) for v in posterior))
+        out = {"class_prob": _dirichlet_np(rng, post.class_concentration, S)}
+        if isinstance(post, GaussianPosterior):
+            precision = rng.standard_gamma(post.shape, size=(S,) + post.shape.shape) / post.rate
+            full = np.broadcast_to(precision if precision.ndim == 3 else precision[:, None, :], (S,) + post.loc.shape)
+            out["loc"] = post.loc + rng.standard_normal(full.shape) / np.sqrt(post.loc_strength * full)
+            out["precision"] = precision
+        elif isinstance(post, BernoulliPosterior):
+            out["prob"] = rng.beta(post.alpha, post.beta, size=(S,) + post.alpha.shape)
+        elif isinstance(post, CategoricalPosterior):
+            out["probs"] = _dirichlet_np(rng, post.concentration, S)
+        else:
+            raise ModelError(f"argument `posterior`: expected a conjugate posterior, got {type(posterior).__name__}")
+        return out
+    k_pi, k1, k2 = jax.random.split(rng, 3)
+    out = {"class_prob": jax.random.dirichlet(k_pi, posterior.class_concentration, (S,))}
     if isinstance(posterior, GaussianPosterior):
-        precision = jax.random.gamma(k1, posterior.shape, (num_samples,) + posterior.shape.shape) / posterior.rate
-        full = jnp.broadcast_to(precision if precision.ndim == 3 else precision[:, None, :],
-                                (num_samples,) + posterior.loc.shape)
+        precision = jax.random.gamma(k1, posterior.shape, (S,) + posterior.shape.shape) / posterior.rate
+        full = jnp.broadcast_to(precision if precision.ndim == 3 else precision[:, None, :], (S,) + posterior.loc.shape)
         loc = posterior.loc + jax.random.normal(k2, full.shape, full.dtype) / jnp.sqrt(posterior.loc_strength * full)
         out.update(loc=loc, precision=precision)
     elif isinstance(posterior, BernoulliPosterior):
-        out["prob"] = jax.random.beta(k1, posterior.alpha, posterior.beta, (num_samples,) + posterior.alpha.shape)
+        out["prob"] = jax.random.beta(k1, posterior.alpha, posterior.beta, (S,) + posterior.alpha.shape)
     elif isinstance(posterior, CategoricalPosterior):
-        out["probs"] = jax.random.dirichlet(k1, posterior.concentration,
-                                            (num_samples,) + posterior.concentration.shape[:-1])
+        out["probs"] = jax.random.dirichlet(k1, posterior.concentration, (S,) + posterior.concentration.shape[:-1])
     else:
         raise ModelError(f"argument `posterior`: expected a conjugate posterior, got {type(posterior).__name__}")
     return out
@@ -450,11 +497,6 @@ def naive_bayes_dims(likelihood: str = "gaussian", shared_variance: bool = False
 _PARAM_SITES = ("class_prob", "loc", "precision", "prob", "probs")
 
 
-@functools.partial(jax.jit, static_argnames=("likelihood",))
-def _draw_class_posteriors(X, samples, likelihood):
-    return jax.vmap(lambda p: class_posterior(X, p, likelihood))(samples)
-
-
 def posterior_class_probabilities(X, samples: Mapping[str, Any], likelihood: str = "gaussian",
                                   interval_prob: float = 0.9) -> ClassProbabilities:
     """p(y = c | x, θ) per posterior draw, its posterior mean and equal-tailed interval.
@@ -475,8 +517,9 @@ def posterior_class_probabilities(X, samples: Mapping[str, Any], likelihood: str
     """
     if not 0.0 < interval_prob < 1.0:
         raise DataError("interval_prob", "a probability in (0, 1)", repr(interval_prob))
-    params = {k: jnp.asarray(v) for k, v in samples.items() if k in _PARAM_SITES}
-    draws = np.asarray(_draw_class_posteriors(jnp.asarray(X), params, likelihood))
+    # NumPy, float64: prediction needs no compilation, whatever the number of rows.
+    params = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items() if k in _PARAM_SITES}
+    draws = class_posterior(np.asarray(X), params, likelihood)
     tail = 0.5 * (1.0 - interval_prob)
     lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
     return ClassProbabilities(draws.mean(0), lower, upper, draws)
@@ -487,13 +530,6 @@ def posterior_class_probabilities(X, samples: Mapping[str, Any], likelihood: str
 # ----------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "likelihood", "shared_variance", "num_categories", "num_samples"))
-def _exact_fit(key, X, y, prior, *, num_classes, likelihood, shared_variance, num_categories, num_samples):
-    post = conjugate_posterior(X, y, num_classes=num_classes, likelihood=likelihood,
-                               shared_variance=shared_variance, num_categories=num_categories, prior=prior)
-    return post, sample_conjugate_posterior(key, post, num_samples)
-
-
 def _seed_from(random_state) -> int:
     """An int seed from sklearn's ``random_state`` convention (None: fresh entropy)."""
     if isinstance(random_state, (int, np.integer)):
@@ -502,30 +538,50 @@ def _seed_from(random_state) -> int:
     return int(rng.randint(0, 2**31 - 1))
 
 
-def _reject_complex(name: str, X) -> None:
-    # as_float_array would silently drop an imaginary part; a user passing one has a bug.
-    dtype = getattr(X, "dtype", None)
-    if dtype is None:
-        try:
-            dtype = np.asarray(X).dtype
-        except Exception:
-            return
-    if np.issubdtype(dtype, np.complexfloating):
-        raise DataError(name, "real values", "complex values")
+class _BayesianClassifier(ClassifierMixin, BaseEstimator):
+    """What the Bayesian classifiers share: input validation with sklearn's feature-name
+    bookkeeping (``n_features_in_``, ``feature_names_in_``; a DataFrame that lacks a fitted
+    column raises :class:`DataError` named ``X``), and prediction from the subclass's
+    ``predict_proba_interval(X)``."""
 
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior mean class probabilities, (N, C), columns ordered as ``classes_``."""
+        return self.predict_proba_interval(X).mean
 
-class _FeatureNamesMixin:
-    """sklearn's feature-name bookkeeping (``n_features_in_``, ``feature_names_in_``), raising
-    :class:`DataError` named ``X`` for a DataFrame that lacks a fitted column."""
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`, (N, C)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The class of highest posterior mean probability, (N,)."""
+        proba = self.predict_proba(X)  # checks fitted state first
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy. A label of ``y`` outside ``classes_`` raises :class:`DataError` (sklearn's
+        own ``score`` would count it as an error silently)."""
+        pred = self.predict(X)
+        codes, _ = as_labels("y", y, classes=self.classes_, n_rows=pred.shape[0])
+        return float(np.average(self.classes_[codes] == pred, weights=sample_weight))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
 
     def _validate_X(self, X, *, reset: bool) -> tuple[np.ndarray, list[str]]:
-        _reject_complex("X", X)
+        """A finite (N, D) float matrix; at predict time also D and the column names of fit."""
+        X = _dense_real("X", X)
         cols = getattr(X, "columns", None)
         names = None
         if cols is not None and all(isinstance(c, str) for c in cols):
             names = np.asarray(list(cols), dtype=object)
         if reset:
             arr, columns = as_float_matrix("X", X)
+            if arr.shape[1] == 0:
+                raise DataError("X", "at least one feature column",
+                                f"0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
             self.n_features_in_ = arr.shape[1]
             if names is not None:
                 self.feature_names_in_ = names
@@ -544,13 +600,9 @@ class _FeatureNamesMixin:
                                 "The feature names should match those that were passed during fit. "
                                 "Feature names must be in the same order as they were in fit.")
         elif fitted is not None and cols is None:
-            import warnings
-
             warnings.warn(f"X does not have valid feature names, but {cls} was fitted with feature names",
                           UserWarning, stacklevel=3)
         elif fitted is None and names is not None:
-            import warnings
-
             warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
                           UserWarning, stacklevel=3)
         arr, columns = as_float_matrix("X", X)
@@ -560,8 +612,50 @@ class _FeatureNamesMixin:
                             f"{self.n_features_in_} features as input")
         return arr, columns
 
+    def _validate_y(self, y, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Class codes 0..C-1 and the classes, from labels of any hashable type."""
+        if y is None:
+            raise DataError("y", "class labels", "None",
+                            f"{type(self).__name__} requires y to be passed, but the target y is None")
+        kind = type_of_target(np.asarray(y)) if not hasattr(y, "dtype") or y.dtype != object else "multiclass"
+        if kind.startswith("continuous"):
+            raise DataError("y", "class labels (discrete values)", "continuous values",
+                            f"Unknown label type: {kind}; a classifier needs discrete labels")
+        return as_labels("y", y, n_rows=n_rows)
 
-class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
+
+class _DataTypeError(DataError, TypeError):
+    """A :class:`DataError` that is also a ``TypeError`` (values that are not numbers at all),
+    as scikit-learn expects for such input."""
+
+
+def _dense_real(name: str, X):
+    """Reject sparse and complex input and turn object arrays of numbers into floats."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise DataError(name, "a dense array", f"a sparse {type(X).__name__}",
+                        "sparse input is not supported; pass X.toarray()")
+    if getattr(X, "columns", None) is not None:
+        return X  # a DataFrame: as_float_matrix checks its column dtypes
+    if isinstance(X, (list, tuple)) or not hasattr(X, "dtype"):
+        try:
+            X = np.asarray(X)
+        except Exception:
+            return X  # as_float_matrix reports a ragged input
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise DataError(name, "real values", "complex values", "Complex data not supported")
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise _DataTypeError(name, "numeric values", "non-numeric objects", str(exc)) from None
+    if X.ndim == 1:
+        raise DataError(name, "a 2-dimensional array (n_samples, n_features)", f"shape {X.shape}",
+                        "Reshape your data: X.reshape(-1, 1) for a single feature, "
+                        "X.reshape(1, -1) for a single sample")
+    return X
+
+
+class BayesianNaiveBayes(_BayesianClassifier):
     """Bayesian naive Bayes classifier (Gaussian, Bernoulli or categorical features).
 
     One class for the three likelihoods: they share the class prior, the fitting methods and
@@ -607,8 +701,8 @@ class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
     posterior_ : conjugate posterior NamedTuple (``method="exact"`` only)
     samples_ : dict of arrays
         Posterior draws, leading axis S.
-    fit_ : ppl_models.Fit or None
-        The fit (``Fit.from_samples`` for exact draws), ``None`` if the core workflow is absent.
+    fit_ : ppl_models.Fit
+        The fit (built with ``Fit.from_samples`` for exact draws, as one chain).
     mean_, scale_ : arrays (D,)
         The standardization (Gaussian with ``standardize=True``).
     """
@@ -689,7 +783,7 @@ class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
         if self.method not in ("exact", "nuts", "svi"):
             raise DataError("method", "one of 'exact', 'nuts', 'svi'", repr(self.method))
         Xa, columns = self._validate_X(X, reset=True)
-        codes, self.classes_ = as_labels("y", y, n_rows=Xa.shape[0])
+        codes, self.classes_ = self._validate_y(y, Xa.shape[0])
         Z = self._transform(Xa, fitting=True)
         seed = _seed_from(self.random_state)
         kwargs = self._model_kwargs(Z, codes)
@@ -697,23 +791,36 @@ class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
         dims = naive_bayes_dims(self.likelihood, bool(self.shared_variance))
         self.posterior_ = None
         if self.method == "exact":
-            self.posterior_, draws = _exact_fit(
-                jax.random.PRNGKey(seed), jnp.asarray(Z), jnp.asarray(codes), self._prior(),
-                num_classes=len(self.classes_), likelihood=self.likelihood,
+            # NumPy end to end: exact, float64, and no compilation per data shape.
+            self.posterior_ = conjugate_posterior(
+                Z, codes, num_classes=len(self.classes_), likelihood=self.likelihood,
                 shared_variance=bool(self.shared_variance), num_categories=getattr(self, "num_categories_", None),
-                num_samples=int(self.num_samples))
-            self.samples_ = {k: np.asarray(v) for k, v in draws.items()}
-            self.fit_ = _fit_from_samples(naive_bayes, kwargs, self.samples_, "exact", coords, dims)
+                prior=self._prior())
+            self.samples_ = sample_conjugate_posterior(np.random.default_rng(seed), self.posterior_,
+                                                       int(self.num_samples))
+            # The Fit is built on first access of ``fit_``: it traces the program, which costs
+            # more than the exact fit itself and is not needed for prediction.
+            self._fit = None
+            self._fit_args = (kwargs, coords, dims)
         else:
             from .. import fit as _fit  # the core workflow
 
             options = (dict(num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
                             num_samples=int(self.num_samples)) if self.method == "nuts"
                        else dict(num_steps=int(self.num_steps), num_samples=int(self.num_samples)))
-            self.fit_ = _fit(naive_bayes, kwargs, method=self.method, seed=seed, coords=coords, dims=dims,
-                             **options)
-            self.samples_ = {k: np.asarray(v) for k, v in self.fit_.get_samples().items() if k in _PARAM_SITES}
+            self._fit = _fit(naive_bayes, kwargs, method=self.method, seed=seed, coords=coords, dims=dims,
+                             progress_bar=False, **options)
+            self.samples_ = {k: np.asarray(v) for k, v in self._fit.get_samples().items() if k in _PARAM_SITES}
         return self
+
+    @property
+    def fit_(self):
+        """The :class:`ppl_models.Fit` of the last ``fit`` (exact draws: one chain)."""
+        check_is_fitted(self, "samples_")
+        if self._fit is None:
+            kwargs, coords, dims = self._fit_args
+            self._fit = _fit_from_samples(naive_bayes, kwargs, self.samples_, self.method, coords, dims)
+        return self._fit
 
     def predict_proba_interval(self, X) -> ClassProbabilities:
         """Posterior mean and ``interval_prob`` credible interval of p(y = c | x); each (N, C)."""
@@ -722,33 +829,14 @@ class BayesianNaiveBayes(_FeatureNamesMixin, ClassifierMixin, BaseEstimator):
         return posterior_class_probabilities(self._transform(Xa, fitting=False), self.samples_,
                                              self.likelihood, float(self.interval_prob))
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior mean class probabilities, (N, C), columns ordered as ``classes_``."""
-        return self.predict_proba_interval(X).mean
-
-    def predict_log_proba(self, X) -> np.ndarray:
-        """Log of :meth:`predict_proba`, (N, C)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X) -> np.ndarray:
-        """The class of highest posterior mean probability, (N,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
         tags.input_tags.categorical = self.likelihood == "categorical"
         return tags
 
 
 def _fit_from_samples(model, kwargs, samples, method, coords, dims):
-    """A :class:`ppl_models.Fit` around draws made here (None until the core provides it)."""
-    try:
-        from ..fit import Fit
-    except ImportError:  # the core workflow has not landed in this checkout
-        return None
-    from_samples = getattr(Fit, "from_samples", None)
-    if from_samples is None:
-        return None
-    return from_samples(model, kwargs, samples, method=method, coords=coords, dims=dims)
+    """A :class:`ppl_models.Fit` around draws made here: ``samples`` are (S, ...), one chain."""
+    from ..fit import Fit
+
+    return Fit.from_samples(model, kwargs, samples, method, group_by_chain=False, coords=coords, dims=dims)
