@@ -53,6 +53,14 @@ def resolve_reference(ref: str, argument: str = "function") -> Any:
     return obj
 
 
+def device_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """NumPy arrays as JAX arrays, so that traced indices (minibatches, vmap) can index them."""
+    import jax.numpy as jnp
+
+    return {k: jnp.asarray(v) if isinstance(v, np.ndarray) and v.dtype != object else v
+            for k, v in kwargs.items()}
+
+
 def _flat(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
 
@@ -137,7 +145,7 @@ class Fit:
             if det:
                 n_chain, n_draw = next(iter(arrays.values())).shape[:2]
                 flat = {k: arrays[k].reshape((-1,) + arrays[k].shape[2:]) for k in sites.latent}
-                out = Predictive(model, posterior_samples=flat, return_sites=det)(jax.random.PRNGKey(seed), **data)
+                out = Predictive(model, posterior_samples=flat, return_sites=det)(jax.random.PRNGKey(seed), **device_kwargs(data))
                 for k in det:
                     v = np.asarray(out[k])
                     arrays[k] = v.reshape((n_chain, n_draw) + v.shape[1:])
@@ -188,7 +196,7 @@ class Fit:
         chunks: list[dict[str, np.ndarray]] = []
         for start in range(0, n, step):
             part = {k: v[start:start + step] for k, v in flat.items()}
-            ll = nlog_lik(model, part, parallel=True, **self.data)
+            ll = nlog_lik(model, part, parallel=True, **device_kwargs(self.data))
             chunks.append({k: np.asarray(v) for k, v in ll.items()})
         out = {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
         self._log_lik = {k: v.reshape((self.num_chains, self.num_draws) + v.shape[1:]) for k, v in out.items()}
@@ -229,7 +237,7 @@ class Fit:
             latent = {k: v[::stride] for k, v in latent.items()}
             n_chain, n_draw = 1, next(iter(latent.values())).shape[0]
         sites = return_sites or list(self.sites.observed if self.sites else self.observed)
-        out = Predictive(model, posterior_samples=latent, return_sites=sites)(jax.random.PRNGKey(seed), **kwargs)
+        out = Predictive(model, posterior_samples=latent, return_sites=sites)(jax.random.PRNGKey(seed), **device_kwargs(kwargs))
         return {k: np.asarray(v).reshape((n_chain, n_draw) + np.shape(v)[1:]) for k, v in out.items()}
 
     # ------------------------------------------------------------------ ArviZ

@@ -26,6 +26,7 @@ from ._trace import inspect_model, observed_kwargs
 from .data import ModelData, as_mapping, describe
 from .errors import DataError
 from .fit import Fit
+from .fit import device_kwargs as _device_arrays
 
 __all__ = ["fit", "sample_prior", "log_joint", "METHODS", "default_chain_method"]
 
@@ -126,7 +127,8 @@ def fit(
     guide : callable, optional
         Any NumPyro guide (an autoguide instance, or a guide program) for ``"svi"``.
     num_steps, learning_rate, optimizer, loss
-        SVI settings: optimizer defaults to Adam(``learning_rate``), loss to ``Trace_ELBO()``.
+        SVI settings: optimizer defaults to Adam at ``learning_rate`` decaying geometrically to
+        1% of it by the last step; loss to ``Trace_ELBO()``.
     subsample_size : int, optional
         For SVI on large data: passed to the program as ``subsample_size=`` during
         optimisation only. A program opts in by taking a ``subsample_size=None`` keyword and
@@ -187,7 +189,7 @@ def fit(
         mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples * thinning,
                     num_chains=num_chains, thinning=thinning, chain_method=cm, progress_bar=show)
         t0 = time.perf_counter()
-        mcmc.run(key, extra_fields=_EXTRA_FIELDS, **kwargs)
+        mcmc.run(key, extra_fields=_EXTRA_FIELDS, **_device_arrays(kwargs))
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         jax.block_until_ready(samples)
         info["sampling_seconds"] = time.perf_counter() - t0
@@ -209,9 +211,13 @@ def fit(
         guide_obj = AutoDelta(model, init_loc_fn=init)
     else:
         guide_obj = guide if guide is not None else AutoNormal(model, init_loc_fn=init)
-    opt = optimizer if optimizer is not None else numpyro.optim.Adam(learning_rate)
+    # Adam whose step decays geometrically to 1% of `learning_rate` by the last step: early steps
+    # move fast, late steps average out the noise of the one-sample ELBO gradient.
+    decay = 0.01 ** (1.0 / num_steps)
+    opt = optimizer if optimizer is not None else numpyro.optim.Adam(
+        step_size=lambda i: learning_rate * decay ** i)
     svi = SVI(model, guide_obj, opt, loss=loss if loss is not None else Trace_ELBO())
-    run_kwargs = dict(kwargs)
+    run_kwargs = _device_arrays(kwargs)
     if subsample_size is not None:
         run_kwargs["subsample_size"] = _positive_int("subsample_size", subsample_size)
     k_run, k_draw = jax.random.split(key)
@@ -228,7 +234,7 @@ def fit(
     return_sites = sites.latent + sites.deterministic
     pred = Predictive(model, guide=guide_obj, params=svi_result.params, num_samples=n_draws,
                       return_sites=return_sites)
-    draws = pred(k_draw, **kwargs)
+    draws = pred(k_draw, **_device_arrays(kwargs))
     samples = {k: np.asarray(v)[None] for k, v in draws.items() if k in return_sites}
     info.update(num_steps=num_steps, learning_rate=learning_rate, num_posterior_draws=n_draws,
                 final_loss=float(losses[-1]), subsample_size=subsample_size,
@@ -286,8 +292,9 @@ def sample_prior(
         for name in obs_names:
             sim_kwargs[name] = None
     pred = Predictive(model, num_samples=num_samples)
-    out = pred(jax.random.PRNGKey(int(seed)), **sim_kwargs)
-    return {k: np.asarray(v) for k, v in out.items()}
+    out = pred(jax.random.PRNGKey(int(seed)), **_device_arrays(sim_kwargs))
+    drop = set(sites.observed) if keep_observed else set()
+    return {k: np.asarray(v) for k, v in out.items() if k not in drop}
 
 
 def log_joint(model: Callable, data: Mapping[str, Any] | ModelData | None, values: Mapping[str, Any]) -> float:
@@ -305,7 +312,7 @@ def log_joint_fn(model: Callable, data: Mapping[str, Any] | ModelData | None) ->
     kwargs, _ = _split_data(data)
 
     def fn(values: dict) -> jax.Array:
-        lp, _ = log_density(model, (), kwargs, {k: jnp.asarray(v) for k, v in values.items()})
+        lp, _ = log_density(model, (), _device_arrays(kwargs), {k: jnp.asarray(v) for k, v in values.items()})
         return lp
 
     return fn

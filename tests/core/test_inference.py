@@ -1,0 +1,157 @@
+"""fit() against analytic posteriors, seeds, methods, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from scipy import stats
+
+import ppl_models as pm
+from ppl_models.errors import DataError
+
+A, B = 2.0, 3.0
+Y = np.array([1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1], dtype=np.float32)
+
+
+def beta_bernoulli(y=None, n=20):
+    p = numpyro.sample("p", dist.Beta(A, B))
+    with numpyro.plate("obs", n if y is None else y.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(p), obs=y)
+
+
+def normal_known_sd(y=None, n=30, prior_sd=2.0):
+    mu = numpyro.sample("mu", dist.Normal(0.0, prior_sd))
+    with numpyro.plate("obs", n if y is None else y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def normal_minibatch(y=None, subsample_size=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    with numpyro.plate("obs", y.shape[0], subsample_size=subsample_size) as idx:
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+
+
+@pytest.fixture(scope="session")
+def bb_fit():
+    return pm.fit(beta_bernoulli, {"y": Y}, num_chains=4, num_warmup=400, num_samples=1000, seed=1)
+
+
+def _within_mcse(fit, name, mean, sd, k=4.0):
+    s = fit.summary(var_names=[name]).loc[name]
+    assert abs(s["mean"] - mean) <= k * s["mcse_mean"], (s["mean"], mean, s["mcse_mean"])
+    assert abs(s["sd"] - sd) <= k * s["mcse_sd"], (s["sd"], sd, s["mcse_sd"])
+
+
+def test_nuts_matches_beta_posterior(bb_fit):
+    k, n = Y.sum(), Y.size
+    post = stats.beta(A + k, B + n - k)
+    _within_mcse(bb_fit, "p", post.mean(), post.std())
+    assert pm.diagnostics.check_convergence(bb_fit).passed
+
+
+def test_nuts_matches_normal_posterior():
+    rng = np.random.default_rng(3)
+    y = rng.normal(1.5, 1.0, size=30).astype(np.float32)
+    res = pm.fit(normal_known_sd, {"y": y}, num_chains=4, num_warmup=300, num_samples=1000, seed=2)
+    prec = 1 / 2.0**2 + y.size
+    _within_mcse(res, "mu", y.sum() / prec, np.sqrt(1 / prec))
+
+
+def test_hmc_matches_beta_posterior():
+    res = pm.fit(beta_bernoulli, {"y": Y}, method="hmc", num_chains=2, num_warmup=400, num_samples=1000, seed=4)
+    k, n = Y.sum(), Y.size
+    post = stats.beta(A + k, B + n - k)
+    _within_mcse(res, "p", post.mean(), post.std())
+    assert res.method == "hmc"
+
+
+def test_same_seed_same_draws(bb_fit):
+    again = pm.fit(beta_bernoulli, {"y": Y}, num_chains=4, num_warmup=400, num_samples=1000, seed=1)
+    np.testing.assert_array_equal(again.samples["p"], bb_fit.samples["p"])
+    other = pm.fit(beta_bernoulli, {"y": Y}, num_chains=4, num_warmup=400, num_samples=1000, seed=2)
+    assert not np.array_equal(other.samples["p"], bb_fit.samples["p"])
+
+
+def test_sample_stats_and_shapes(bb_fit):
+    assert bb_fit.samples["p"].shape == (4, 1000)
+    for k in ("diverging", "lp", "tree_depth", "acceptance_rate", "step_size", "energy"):
+        assert bb_fit.sample_stats[k].shape == (4, 1000), k
+    assert bb_fit.get_samples()["p"].shape == (4000,)
+
+
+def test_svi_autonormal_matches_gaussian_posterior():
+    rng = np.random.default_rng(5)
+    y = rng.normal(-0.7, 1.0, size=40).astype(np.float32)
+    res = pm.fit(normal_known_sd, {"y": y}, method="svi", num_steps=3000, learning_rate=0.05,
+                 num_posterior_draws=4000, seed=0)
+    prec = 1 / 4.0 + y.size
+    draws = res.get_samples()["mu"]
+    assert abs(draws.mean() - y.sum() / prec) < 0.03
+    assert abs(draws.std() / np.sqrt(1 / prec) - 1) < 0.1
+    assert res.svi_losses.shape == (3000,)
+
+
+def test_svi_accepts_any_guide():
+    from numpyro.infer.autoguide import AutoDiagonalNormal
+
+    y = np.linspace(-1, 1, 20).astype(np.float32) + 0.5
+    res = pm.fit(normal_known_sd, {"y": y}, method="svi", guide=AutoDiagonalNormal(normal_known_sd),
+                 num_steps=2000, learning_rate=0.05, num_posterior_draws=500)
+    assert res.info["guide"] == "AutoDiagonalNormal"
+    assert abs(res.get_samples()["mu"].mean() - y.sum() / (0.25 + 20)) < 0.05
+
+
+def test_svi_minibatch_converges_to_full_data_posterior():
+    rng = np.random.default_rng(6)
+    y = rng.normal(3.0, 1.0, size=20_000).astype(np.float32)
+    res = pm.fit(normal_minibatch, {"y": y}, method="svi", subsample_size=200, num_steps=3000,
+                 learning_rate=0.02, num_posterior_draws=200, seed=1)
+    draws = res.get_samples()["mu"]
+    assert abs(draws.mean() - y.mean()) < 0.02
+    # the log-likelihood afterwards is over all 20,000 points, not a minibatch
+    assert res.log_likelihood()["y"].shape == (1, 200, 20_000)
+
+
+def test_map_is_the_posterior_mode():
+    res = pm.fit(beta_bernoulli, {"y": Y}, method="map", num_steps=4000, learning_rate=0.01)
+    k, n = Y.sum(), Y.size
+    mode = (A + k - 1) / (A + B + n - 2)
+    assert res.samples["p"].shape == (1, 1)
+    assert abs(float(res.samples["p"][0, 0]) - mode) < 2e-3
+
+
+def test_log_joint_matches_scipy():
+    p = 0.37
+    expected = stats.beta(A, B).logpdf(p) + stats.bernoulli(p).logpmf(Y).sum()
+    assert pm.log_joint(beta_bernoulli, {"y": Y}, {"p": p}) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sample_prior_forward_samples_new_data():
+    draws = pm.sample_prior(beta_bernoulli, {"y": Y}, num_samples=4000, seed=0)
+    assert draws["y"].shape == (4000, 20)
+    assert set(np.unique(draws["y"])) <= {0.0, 1.0}
+    # prior predictive mean of y equals the prior mean of p, A / (A + B)
+    se = np.sqrt(stats.beta(A, B).var() / 4000 + 0.24 / (4000 * 20))
+    assert abs(draws["y"].mean() - A / (A + B)) < 4 * se + 0.01
+    kept = pm.sample_prior(beta_bernoulli, {"y": Y}, num_samples=10, seed=0, keep_observed=True)
+    assert "y" not in kept
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"method": "gibbs"}, "method"),
+    ({"num_chains": 0}, "num_chains"),
+    ({"num_samples": 2.5}, "num_samples"),
+    ({"num_warmup": -1}, "num_warmup"),
+])
+def test_bad_settings_name_the_argument(kwargs, argument):
+    with pytest.raises(DataError, match=f"argument `{argument}`"):
+        pm.fit(beta_bernoulli, {"y": Y}, **kwargs)
+
+
+def test_bad_data_is_reported():
+    with pytest.raises(DataError, match="argument `data`"):
+        pm.fit(beta_bernoulli, [1, 2, 3])
+    with pytest.raises(DataError, match="argument `data`"):
+        pm.fit(beta_bernoulli, {"y": Y, "not_an_argument": 1})
