@@ -1,0 +1,1 @@
+"""Data loaders returning ppl_models.data.ModelData, and the bundled data files."""

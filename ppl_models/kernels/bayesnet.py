@@ -1,0 +1,707 @@
+"""Exact inference in discrete Bayesian networks, compiled to JAX tensor contractions.
+
+A Bayesian network's joint distribution is the product of its conditional probability tables
+(CPTs). Conditioning on evidence multiplies in one indicator (or likelihood) vector per
+observed variable; a marginal is then a tensor contraction of all these factors in which every
+non-target variable is summed out. Variable elimination *is* such a contraction, and the
+order in which the pairwise products are taken decides the size of the intermediate factors.
+
+This module
+
+* plans the contraction once per query shape with ``opt_einsum``'s path search
+  (:func:`plan_contraction`), or with a min-fill / min-weight elimination order,
+  and records the size of the largest intermediate factor, so that a query that would not fit
+  in memory is refused with an estimate (:func:`check_memory`) instead of crashing;
+* executes the plan in log space, each pairwise step rescaled by its operands' maxima so that
+  long products neither underflow nor overflow (:func:`log_contract`);
+* executes the same plan in the max-product semiring and decodes the arg-max assignment by
+  back-tracking through the steps (:func:`max_contract`, the most probable explanation);
+* samples forward in topological order, vectorized over rows (:func:`ancestral_sample`).
+
+Every function here is a pure function of arrays for ONE evidence set; the caller composes
+``jax.vmap`` over many evidence sets and ``jax.jit`` (no ``jit`` inside, no NumPyro import).
+Variables are integers ``0..V-1``; a factor is a log-tensor with one axis per variable of its
+scope, in the order given by the plan.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import opt_einsum
+
+from ..errors import QueryError
+
+__all__ = [
+    "ContractionPlan",
+    "ContractionTooLargeError",
+    "QueryResult",
+    "MPEResult",
+    "plan_contraction",
+    "elimination_order",
+    "required_bytes",
+    "check_memory",
+    "default_memory_limit",
+    "evidence_log_vectors",
+    "log_contract",
+    "max_contract",
+    "posterior_query",
+    "MarginalsResult",
+    "node_marginals",
+    "most_probable_explanation",
+    "complete_log_likelihood",
+    "ancestral_sample",
+]
+
+
+class ContractionTooLargeError(QueryError):
+    """A query whose largest intermediate factor would not fit in the memory limit.
+
+    Attributes
+    ----------
+    required_bytes : int
+        Estimated peak bytes of the contraction (largest factor times batch times item size
+        times the number of such arrays alive at once).
+    limit_bytes : int
+        The limit it was compared with.
+    """
+
+    def __init__(self, required_bytes: int, limit_bytes: int, detail: str = ""):
+        self.required_bytes = int(required_bytes)
+        self.limit_bytes = int(limit_bytes)
+        msg = (f"this query would need about {_human(required_bytes)} for its largest "
+               f"intermediate factor, above the memory limit of {_human(limit_bytes)}")
+        if detail:
+            msg += f" ({detail})"
+        msg += ("; ask for fewer joint targets, fewer evidence sets per call, or raise "
+                "`memory_limit`")
+        super().__init__(msg)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover
+
+
+class ContractionPlan(NamedTuple):
+    """A static contraction schedule (hashable: it can key a ``jit`` cache).
+
+    Attributes
+    ----------
+    operand_vars : tuple of tuple of int
+        The variables (axes) of every operand, in the order the operands are passed.
+    output_vars : tuple of int
+        The variables of the result, in this order.
+    cardinalities : tuple of int
+        Number of states of every variable ``0..V-1``.
+    steps : tuple of (positions, union_vars, kept_vars)
+        One entry per pairwise (or n-ary) contraction, in ``opt_einsum`` path convention:
+        ``positions`` index the current operand list, the operands are removed and the result
+        (over ``kept_vars``) is appended; ``union_vars`` are all variables of the operands.
+    largest_intermediate : int
+        Number of entries of the largest factor produced (sum-product), for one evidence set.
+    largest_union : int
+        Number of entries of the largest broadcast product (what max-product materializes).
+    total_intermediate : int
+        Entries of all step results together (what reverse-mode differentiation keeps).
+    flops : int
+        ``opt_einsum``'s cost estimate of the path (or the sum of union sizes for an
+        elimination order).
+    """
+
+    operand_vars: tuple
+    output_vars: tuple
+    cardinalities: tuple
+    steps: tuple
+    largest_intermediate: int
+    largest_union: int
+    total_intermediate: int
+    flops: int
+
+
+class QueryResult(NamedTuple):
+    """Posterior over the target variables for one evidence set.
+
+    Attributes
+    ----------
+    log_evidence : Array, shape ()
+        ``log p(evidence)`` (``-inf`` for impossible evidence).
+    log_posterior : Array, shape (*target_cardinalities)
+        ``log p(targets | evidence)``, the joint over the targets in plan order.
+    """
+
+    log_evidence: jax.Array
+    log_posterior: jax.Array
+
+
+class MPEResult(NamedTuple):
+    """The most probable explanation for one evidence set.
+
+    Attributes
+    ----------
+    log_joint : Array, shape ()
+        ``max_x log p(x, evidence)``.
+    assignment : Array of int32, shape (V,)
+        The maximizing state of every variable (evidence variables get their observed state).
+    """
+
+    log_joint: jax.Array
+    assignment: jax.Array
+
+
+# --------------------------------------------------------------------------------------------
+# Planning (NumPy, at trace time)
+# --------------------------------------------------------------------------------------------
+
+
+def _simulate_path(operand_vars, output_vars, path, cards):
+    """Turn a path of operand positions into steps with union and kept variables."""
+    remaining = [tuple(v) for v in operand_vars]
+    out_set = set(output_vars)
+    steps = []
+    largest_intermediate = max([int(np.prod([cards[v] for v in vs])) for vs in remaining] + [1])
+    largest_union = largest_intermediate
+    flops = 0
+    total = 0
+    for positions in path:
+        positions = tuple(int(p) for p in positions)
+        chosen = [remaining[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            remaining.pop(p)
+        union: list[int] = []
+        for vs in chosen:
+            for v in vs:
+                if v not in union:
+                    union.append(v)
+        elsewhere = set(out_set)
+        for vs in remaining:
+            elsewhere.update(vs)
+        kept = tuple(v for v in union if v in elsewhere)
+        remaining.append(kept)
+        steps.append((positions, tuple(union), kept))
+        usize = int(np.prod([cards[v] for v in union]))
+        ksize = int(np.prod([cards[v] for v in kept]))
+        largest_union = max(largest_union, usize)
+        largest_intermediate = max(largest_intermediate, ksize)
+        total += ksize
+        flops += usize
+    if len(remaining) != 1 or set(remaining[0]) != out_set:  # pragma: no cover - a bug guard
+        raise RuntimeError(f"contraction path left {remaining}, expected {tuple(output_vars)}")
+    return tuple(steps), largest_intermediate, largest_union, total, flops, remaining[0]
+
+
+def elimination_order(operand_vars: Sequence[Sequence[int]], cardinalities: Sequence[int],
+                      keep: Sequence[int] = (), heuristic: str = "min-fill") -> list[int]:
+    """A greedy variable-elimination order on the interaction graph of the factors.
+
+    Parameters
+    ----------
+    operand_vars : sequence of sequence of int
+        The scope of every factor.
+    cardinalities : sequence of int
+        States per variable.
+    keep : sequence of int
+        Variables never eliminated (the query's targets).
+    heuristic : {"min-fill", "min-weight"}
+        ``min-fill`` eliminates the variable whose elimination adds the fewest new edges
+        (ties broken by the weight); ``min-weight`` the one whose clique (the variable and its
+        neighbours) has the fewest joint states.
+
+    Returns
+    -------
+    list of int
+        The variables in elimination order.
+    """
+    if heuristic not in {"min-fill", "min-weight"}:
+        raise QueryError(f"argument `heuristic`: expected 'min-fill' or 'min-weight', got {heuristic!r}")
+    nbrs: dict[int, set[int]] = {}
+    for vs in operand_vars:
+        for v in vs:
+            nbrs.setdefault(v, set()).update(u for u in vs if u != v)
+    keep_set = set(keep)
+    todo = [v for v in nbrs if v not in keep_set]
+    logc = {v: math.log(cardinalities[v]) for v in nbrs}
+    order = []
+    while todo:
+        best, best_key = None, None
+        for v in todo:
+            ns = list(nbrs[v])
+            weight = logc[v] + sum(logc[u] for u in ns)
+            if heuristic == "min-fill":
+                fill = sum(1 for i, a in enumerate(ns) for b in ns[i + 1:] if b not in nbrs[a])
+                key = (fill, weight)
+            else:
+                key = (weight, 0)
+            if best_key is None or key < best_key:
+                best, best_key = v, key
+        ns = nbrs.pop(best)
+        for a in ns:
+            nbrs[a].discard(best)
+            nbrs[a].update(u for u in ns if u != a)
+        todo.remove(best)
+        order.append(best)
+    return order
+
+
+def _path_from_order(operand_vars, order):
+    """Bucket elimination as a contraction path: per variable, contract every factor on it."""
+    remaining = [set(vs) for vs in operand_vars]
+    path = []
+    for v in order:
+        positions = tuple(i for i, vs in enumerate(remaining) if v in vs)
+        if not positions:
+            continue
+        merged = set().union(*(remaining[p] for p in positions))
+        merged.discard(v)
+        for p in sorted(positions, reverse=True):
+            remaining.pop(p)
+        remaining.append(merged)
+        path.append(positions)
+    if len(remaining) > 1:
+        path.append(tuple(range(len(remaining))))
+    elif not path:
+        path.append((0,))
+    return path
+
+
+def plan_contraction(operand_vars: Sequence[Sequence[int]], cardinalities: Sequence[int],
+                     output_vars: Sequence[int] = (), optimize: str = "auto") -> ContractionPlan:
+    """Plan the contraction of log-factors down to the output variables.
+
+    Parameters
+    ----------
+    operand_vars : sequence of sequence of int
+        The scope of every operand (CPT factors, then evidence vectors), no repeated variable
+        within one operand.
+    cardinalities : sequence of int
+        Number of states of every variable (indexed by variable id).
+    output_vars : sequence of int
+        Variables kept in the result, in this order; the others are summed (or maximized) out.
+    optimize : str
+        ``"min-fill"`` or ``"min-weight"``: bucket elimination in that greedy order;
+        any ``opt_einsum`` strategy (``"greedy"``, ``"random-greedy"``, ``"dp"``,
+        ``"optimal"``, ...): its path search; ``"auto"`` (default): ``opt_einsum``'s greedy
+        path and the min-fill order both, keeping the one with the smaller largest
+        intermediate factor (then the smaller cost).
+
+    Returns
+    -------
+    ContractionPlan
+    """
+    operand_vars = tuple(tuple(int(v) for v in vs) for vs in operand_vars)
+    output_vars = tuple(int(v) for v in output_vars)
+    cards = tuple(int(c) for c in cardinalities)
+    present = set().union(*map(set, operand_vars)) if operand_vars else set()
+    missing = [v for v in output_vars if v not in present]
+    if missing:
+        raise QueryError(f"output variable(s) {missing} appear in no factor")
+    if not operand_vars:
+        raise QueryError("a contraction needs at least one factor")
+
+    candidates = []
+    if optimize in {"min-fill", "min-weight", "auto"}:
+        heur = "min-fill" if optimize == "auto" else optimize
+        order = elimination_order(operand_vars, cards, keep=output_vars, heuristic=heur)
+        candidates.append(_path_from_order(operand_vars, order))
+    if optimize not in {"min-fill", "min-weight"}:
+        strategy = "greedy" if optimize == "auto" else optimize
+        symbols = {v: opt_einsum.get_symbol(i) for i, v in enumerate(sorted(present))}
+        eq = ",".join("".join(symbols[v] for v in vs) for vs in operand_vars)
+        eq += "->" + "".join(symbols[v] for v in output_vars)
+        shapes = [tuple(cards[v] for v in vs) for vs in operand_vars]
+        if len(operand_vars) == 1:
+            candidates.append([(0,)])
+        else:
+            path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True, optimize=strategy)
+            candidates.append(path)
+    best = None
+    for path in candidates:
+        steps, li, lu, tot, flops, _ = _simulate_path(operand_vars, output_vars, path, cards)
+        key = (li, flops)
+        if best is None or key < best[0]:
+            best = (key, steps, li, lu, tot, flops)
+    _, steps, li, lu, tot, flops = best
+    return ContractionPlan(operand_vars, output_vars, cards, steps, li, lu, tot, flops)
+
+
+def default_memory_limit() -> int:
+    """Half of the memory available now (``MemAvailable``), else half of physical memory."""
+    env = os.environ.get("PPL_MODELS_BAYESNET_MEMORY_LIMIT")
+    if env:
+        return int(float(env))
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 4 * 1024**3
+
+
+# Arrays of the largest size alive at once in one step: the exponentiated operands, the
+# product and its logarithm. Three is a conservative count for a pairwise step.
+_LIVE_ARRAYS = 3
+
+
+def required_bytes(plan: ContractionPlan, batch_size: int = 1, itemsize: int = 4,
+                   semiring: str = "sum") -> int:
+    """Estimated peak bytes of executing ``plan`` for ``batch_size`` evidence sets.
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+    batch_size : int
+        Number of evidence sets contracted at once (the ``vmap`` size).
+    itemsize : int
+        Bytes per entry (4 for float32, 8 for float64).
+    semiring : {"sum", "max", "grad"}
+        Max-product materializes each step's broadcast product (``largest_union``) and keeps
+        an int32 arg-max table per step; sum-product only the step results; ``"grad"``
+        (:func:`node_marginals`) keeps every step result for the backward pass.
+    """
+    if semiring == "grad":
+        elems = plan.total_intermediate + plan.largest_intermediate * _LIVE_ARRAYS
+        return int(elems) * int(batch_size) * int(itemsize) * 2
+    if semiring == "max":
+        elems = plan.largest_union
+        return int(elems) * int(batch_size) * (int(itemsize) * _LIVE_ARRAYS + 4)
+    return int(plan.largest_intermediate) * int(batch_size) * int(itemsize) * _LIVE_ARRAYS
+
+
+def check_memory(plan: ContractionPlan, batch_size: int = 1, itemsize: int = 4,
+                 semiring: str = "sum", memory_limit: int | None = None,
+                 var_names: Sequence[str] | None = None) -> int:
+    """Raise :class:`ContractionTooLargeError` when the plan would not fit; else the estimate.
+
+    Parameters
+    ----------
+    plan, batch_size, itemsize, semiring
+        As in :func:`required_bytes`.
+    memory_limit : int, optional
+        Bytes; default :func:`default_memory_limit`.
+    var_names : sequence of str, optional
+        Names of the variables, to say which factor is too large.
+    """
+    need = required_bytes(plan, batch_size, itemsize, semiring)
+    limit = default_memory_limit() if memory_limit is None else int(memory_limit)
+    if need > limit:
+        cards = plan.cardinalities
+        target = plan.largest_union if semiring == "max" else plan.largest_intermediate
+        scope: tuple = ()
+        for _, union, kept in plan.steps:
+            vs = union if semiring == "max" else kept
+            if int(np.prod([cards[v] for v in vs])) == target:
+                scope = vs
+                break
+        if not scope:
+            for vs in plan.operand_vars:
+                if int(np.prod([cards[v] for v in vs])) == target:
+                    scope = vs
+                    break
+        names = [var_names[v] if var_names is not None else str(v) for v in scope]
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        detail = (f"{target:,} entries over {len(scope)} variable(s) [{shown}] x {batch_size} "
+                  f"evidence set(s) x {itemsize} bytes")
+        raise ContractionTooLargeError(need, limit, detail)
+    return need
+
+
+# --------------------------------------------------------------------------------------------
+# Execution (JAX)
+# --------------------------------------------------------------------------------------------
+
+
+def _letters(vars_: Sequence[int], table: dict[int, str]) -> str:
+    return "".join(table[v] for v in vars_)
+
+
+def _einsum(tensors, tensor_vars, out_vars):
+    """``einsum`` over variable ids (mapped to letters locally: a step has few variables)."""
+    table: dict[int, str] = {}
+    for vs in tensor_vars:
+        for v in vs:
+            if v not in table:
+                table[v] = opt_einsum.get_symbol(len(table))
+    eq = ",".join(_letters(vs, table) for vs in tensor_vars) + "->" + _letters(out_vars, table)
+    return jnp.einsum(eq, *tensors)
+
+
+def _to_scaled(log_t):
+    """A log-tensor as ``(exp(t - m), m)`` with ``m`` its maximum (0 when all ``-inf``)."""
+    m = jnp.max(log_t)
+    # An all -inf factor (impossible evidence) would give nan from inf - inf; shift by 0.
+    # The value does not depend on the shift, so no gradient needs to flow through it.
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    return jnp.exp(log_t - m), m
+
+
+def _align(t, vars_, union):
+    """Transpose ``t`` (axes ``vars_``) into ``union`` order, with size-1 axes for the rest."""
+    order = sorted(range(len(vars_)), key=lambda i: union.index(vars_[i]))
+    t = jnp.transpose(t, order) if order != list(range(len(vars_))) else t
+    present = {vars_[i] for i in order}
+    shape = []
+    it = iter(t.shape)
+    for v in union:
+        shape.append(next(it) if v in present else 1)
+    return jnp.reshape(t, shape)
+
+
+def _transpose_to(t, vars_, out_vars):
+    perm = [vars_.index(v) for v in out_vars]
+    return jnp.transpose(t, perm) if perm != list(range(len(perm))) else t
+
+
+def log_contract(plan: ContractionPlan, log_operands: Sequence[jax.Array]) -> jax.Array:
+    """Sum-product contraction in log space.
+
+    Each operand enters as ``exp(t - max t)`` with its shift kept aside; every step's product
+    is divided by its own maximum and the logarithm of that maximum added to the running
+    shift. Intermediate factors therefore stay in ``[0, 1]`` with maximum one: long products of
+    small probabilities neither underflow nor overflow, and a step costs one ``einsum`` instead
+    of the exponentials and logarithms of a log-sum-exp per step. (Entries more than ~1e-38
+    (float32) or ~1e-308 (float64) below their factor's maximum round to zero.)
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+    log_operands : sequence of Array
+        One log-tensor per ``plan.operand_vars`` entry, shaped by its variables' cardinalities.
+
+    Returns
+    -------
+    Array, shape (*cardinalities of plan.output_vars)
+        ``log sum_{other variables} prod_f exp(log_operand_f)``.
+    """
+    ops, shift = [], 0.0
+    for t in log_operands:
+        scaled, m = _to_scaled(t)
+        ops.append(scaled)
+        shift = shift + m
+    vars_ = [tuple(v) for v in plan.operand_vars]
+    for positions, _union, kept in plan.steps:
+        chosen = [ops[p] for p in positions]
+        chosen_vars = [vars_[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            ops.pop(p)
+            vars_.pop(p)
+        out = _einsum(chosen, chosen_vars, kept)
+        m = jax.lax.stop_gradient(jnp.max(out))
+        m = jnp.where(m > 0, m, 1.0)
+        ops.append(out / m)
+        shift = shift + jnp.log(m)
+        vars_.append(kept)
+    return jnp.log(_transpose_to(ops[0], vars_[0], plan.output_vars)) + shift
+
+
+def max_contract(plan: ContractionPlan, log_operands: Sequence[jax.Array]) -> MPEResult:
+    """Max-product contraction with arg-max back-tracking (the most probable explanation).
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+        Planned with no output variables.
+    log_operands : sequence of Array
+        As in :func:`log_contract`.
+
+    Returns
+    -------
+    MPEResult
+        The maximal log-product and the maximizing state of every variable; variables in no
+        operand get state 0.
+    """
+    if plan.output_vars:
+        raise QueryError("the most probable explanation is over all variables: plan it "
+                         "with no output variables")
+    cards = plan.cardinalities
+    ops = list(log_operands)
+    vars_ = [tuple(v) for v in plan.operand_vars]
+    tables = []
+    for positions, union, kept in plan.steps:
+        chosen = [ops[p] for p in positions]
+        chosen_vars = [vars_[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            ops.pop(p)
+            vars_.pop(p)
+        union = list(union)
+        total = 0.0
+        for t, vs in zip(chosen, chosen_vars):
+            total = total + _align(t, list(vs), union)
+        total = jnp.broadcast_to(total, tuple(cards[v] for v in union))
+        elim = [v for v in union if v not in kept]
+        perm = [union.index(v) for v in kept] + [union.index(v) for v in elim]
+        flat = jnp.reshape(jnp.transpose(total, perm),
+                           tuple(cards[v] for v in kept) + (-1,))
+        ops.append(jnp.max(flat, axis=-1))
+        vars_.append(tuple(kept))
+        tables.append((tuple(kept), tuple(elim), jnp.argmax(flat, axis=-1).astype(jnp.int32)))
+    log_joint = ops[0]
+    assignment = [jnp.zeros((), jnp.int32) for _ in cards]
+    # Each step's kept variables are eliminated by a later step (or are none at the end), so
+    # walking the steps backwards always finds them decoded already.
+    for kept, elim, table in reversed(tables):
+        flat_index = table[tuple(assignment[v] for v in kept)] if kept else table
+        for v, state in zip(elim, jnp.unravel_index(flat_index, tuple(cards[u] for u in elim))):
+            assignment[v] = state.astype(jnp.int32)
+    return MPEResult(log_joint, jnp.stack(assignment))
+
+
+def evidence_log_vectors(values: jax.Array, cardinalities: Sequence[int]) -> list[jax.Array]:
+    """Log-indicator vectors of observed states; a negative value means unobserved.
+
+    Parameters
+    ----------
+    values : Array of int, shape (E,)
+        The observed state of each evidence variable, ``-1`` where it is missing.
+    cardinalities : sequence of int, length E
+
+    Returns
+    -------
+    list of Array, shapes (cardinalities[e],)
+        ``0`` at the observed state and ``-inf`` elsewhere; all ``0`` where missing.
+    """
+    out = []
+    for e, card in enumerate(cardinalities):
+        states = jnp.arange(card)
+        hit = (states == values[e]) | (values[e] < 0)
+        out.append(jnp.where(hit, 0.0, -jnp.inf))
+    return out
+
+
+def posterior_query(plan: ContractionPlan, log_operands: Sequence[jax.Array]) -> QueryResult:
+    """``p(targets | evidence)`` for one evidence set.
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+        Output variables = the targets.
+    log_operands : sequence of Array
+        CPT log-factors followed by evidence log-vectors (as planned).
+
+    Returns
+    -------
+    QueryResult
+    """
+    log_joint = log_contract(plan, log_operands)
+    log_z = jax.scipy.special.logsumexp(log_joint)
+    safe = jnp.where(jnp.isfinite(log_z), log_z, 0.0)
+    return QueryResult(log_z, log_joint - safe)
+
+
+class MarginalsResult(NamedTuple):
+    """Every evidence-vector variable's posterior marginal for one evidence set.
+
+    Attributes
+    ----------
+    log_evidence : Array, shape ()
+        ``log p(evidence)``.
+    marginals : tuple of Array
+        ``p(x_v | evidence)`` for each evidence vector's variable, shape ``(card_v,)``.
+    """
+
+    log_evidence: jax.Array
+    marginals: tuple
+
+
+def node_marginals(plan: ContractionPlan, log_factors: Sequence[jax.Array],
+                   log_vectors: Sequence[jax.Array]) -> MarginalsResult:
+    """All single-variable posterior marginals from one contraction and its gradient.
+
+    With a log-vector ``lambda_v`` multiplied in for every variable ``v`` (``0`` where
+    unobserved, an indicator where observed), ``d log Z / d lambda_v(x) = p(x_v = x | e)``:
+    reverse-mode differentiation of the one scalar contraction ``log Z = log p(e)`` computes
+    every marginal at about three times the cost of ``log Z`` (the same work as a junction
+    tree's two passes), so one compiled program answers the marginal of any node under any
+    evidence pattern.
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+        Planned with no output variables; the operands are ``log_factors`` then one
+        single-variable vector per entry of ``log_vectors``.
+    log_factors : sequence of Array
+    log_vectors : sequence of Array
+        Log-indicators (or log-likelihoods: soft evidence) of the variables.
+
+    Returns
+    -------
+    MarginalsResult
+    """
+    if plan.output_vars:
+        raise QueryError("node_marginals needs a plan with no output variables")
+    log_factors = list(log_factors)
+
+    def log_z(vectors):
+        return log_contract(plan, log_factors + list(vectors))
+
+    value, grads = jax.value_and_grad(log_z)(tuple(log_vectors))
+    return MarginalsResult(value, tuple(grads))
+
+
+def most_probable_explanation(plan: ContractionPlan, log_operands: Sequence[jax.Array]) -> MPEResult:
+    """Alias of :func:`max_contract`: the jointly most probable state of every variable."""
+    return max_contract(plan, log_operands)
+
+
+def complete_log_likelihood(log_cpts: Sequence[jax.Array], parents: Sequence[Sequence[int]],
+                            values: jax.Array) -> jax.Array:
+    """``log p(x)`` of fully observed rows: one table look-up per variable.
+
+    Parameters
+    ----------
+    log_cpts : sequence of Array
+        ``log_cpts[v]`` has shape ``(*cardinalities of parents[v], cardinality of v)``.
+    parents : sequence of sequence of int
+    values : Array of int, shape (N, V)
+        Every entry observed (no ``-1``).
+
+    Returns
+    -------
+    Array, shape (N,)
+    """
+    total = 0.0
+    for v, (table, pa) in enumerate(zip(log_cpts, parents)):
+        index = tuple(values[:, p] for p in pa) + (values[:, v],)
+        total = total + table[index]
+    return total
+
+
+def ancestral_sample(key: jax.Array, log_cpts: Sequence[jax.Array],
+                     parents: Sequence[Sequence[int]], order: Sequence[int],
+                     num_samples: int) -> jax.Array:
+    """Forward (ancestral) sampling of ``num_samples`` rows, vectorized over rows.
+
+    Parameters
+    ----------
+    key : jax.random key
+    log_cpts : sequence of Array
+        As in :func:`complete_log_likelihood` (unnormalized logits are accepted).
+    parents : sequence of sequence of int
+    order : sequence of int
+        A topological order of the variables (parents first).
+    num_samples : int
+
+    Returns
+    -------
+    Array of int32, shape (num_samples, V)
+    """
+    num_vars = len(log_cpts)
+    keys = jax.random.split(key, num_vars)
+    columns: list = [None] * num_vars
+    for v in order:
+        logits = log_cpts[v][tuple(columns[p] for p in parents[v])] if parents[v] else \
+            jnp.broadcast_to(log_cpts[v], (num_samples, log_cpts[v].shape[-1]))
+        columns[v] = jax.random.categorical(keys[v], logits, axis=-1).astype(jnp.int32)
+    return jnp.stack(columns, axis=1)

@@ -1,0 +1,1 @@
+"""NumPyro programs, marginalized distributions and estimators of the model families."""

@@ -1,0 +1,1258 @@
+"""Discrete Bayesian networks: declaration, BIF I/O, exact queries, sampling, Bayesian learning.
+
+A :class:`BayesianNetwork` is a DAG over named discrete variables with one conditional
+probability table (CPT) per node. Exact queries (marginals, joints, batched over many evidence
+sets, the most probable explanation) are tensor contractions planned and executed by
+:mod:`ppl_models.kernels.bayesnet`; the network reads and writes the BIF format of the bnlearn
+repository with a parser that never evaluates its input.
+
+For learning, :func:`bayesnet_model` is the network as a NumPyro program: a Dirichlet prior on
+every CPT row and the rows of a data table drawn from :class:`BayesNetRows`, a distribution
+whose ``log_prob`` marginalizes the missing entries of each row exactly by variable
+elimination. :func:`fit_cpts` conditions it on a DataFrame and returns a
+:class:`CPTPosterior`, whose queries carry credible intervals over the posterior of the tables.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, ModelError, QueryError
+from ..kernels.bayesnet import (  # noqa: F401  (re-exported: bayesnet.plan_contraction works)
+    ContractionPlan,
+    ContractionTooLargeError,
+    MPEResult,
+    QueryResult,
+    ancestral_sample,
+    check_memory,
+    complete_log_likelihood,
+    default_memory_limit,
+    elimination_order,
+    evidence_log_vectors,
+    log_contract,
+    max_contract,
+    MarginalsResult,
+    most_probable_explanation,
+    node_marginals,
+    plan_contraction,
+    posterior_query,
+    required_bytes,
+)
+
+__all__ = [
+    "BayesianNetwork",
+    "BIFError",
+    "read_bif",
+    "write_bif",
+    "parse_bif",
+    "ContractionTooLargeError",
+    "plan_contraction",
+    "log_contract",
+    "max_contract",
+    "posterior_query",
+    "ancestral_sample",
+]
+
+# A row of a CPT may be off one by this much (the bnlearn files round to a few digits).
+ROW_SUM_ATOL = 1e-4
+
+_NAME_RE = re.compile(r"^[^\s{}()\[\],;|\"']+$")
+
+
+# ============================================================================================
+# BIF parsing
+# ============================================================================================
+
+
+class BIFError(DataError):
+    """A malformed BIF file; the message carries the line number."""
+
+    def __init__(self, line: int, expected: str, got: str, source: str = "BIF"):
+        self.line = line
+        super().__init__(f"{source}, line {line}", expected, got)
+
+
+_TOKEN_RE = re.compile(
+    r"(?P<ws>[ \t\r\f\v]+)|(?P<nl>\n)|(?P<lcomment>//[^\n]*)|(?P<bcomment>/\*.*?\*/)"
+    r"|(?P<prop>property\b[^;]*;)|(?P<punct>[{}()\[\],;|])|(?P<word>[^\s{}()\[\],;|]+)",
+    re.DOTALL,
+)
+
+
+def _tokenize(text: str, source: str) -> list[tuple[str, str, int]]:
+    """``(kind, text, line)`` tokens; comments dropped, ``property ...;`` kept whole."""
+    tokens = []
+    line = 1
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:  # pragma: no cover - the word class matches any other character
+            raise BIFError(line, "a token", repr(text[pos:pos + 20]), source)
+        kind = m.lastgroup
+        tok = m.group()
+        if kind in ("punct", "word", "prop"):
+            tokens.append((kind, tok, line))
+        line += tok.count("\n")
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, source: str):
+        self.source = source
+        self.toks = _tokenize(text, source)
+        self.i = 0
+        self.last_line = text.count("\n") + 1
+
+    def peek(self) -> tuple[str, str, int] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def line(self) -> int:
+        t = self.peek()
+        return t[2] if t else self.last_line
+
+    def fail(self, expected: str):
+        t = self.peek()
+        raise BIFError(self.line(), expected, repr(t[1]) if t else "the end of the file", self.source)
+
+    def next(self, expected: str) -> tuple[str, str, int]:
+        t = self.peek()
+        if t is None:
+            self.fail(expected)
+        self.i += 1
+        return t
+
+    def expect(self, text: str) -> int:
+        t = self.peek()
+        if t is None or t[1] != text:
+            self.fail(repr(text))
+        self.i += 1
+        return t[2]
+
+    def word(self, what: str) -> str:
+        t = self.peek()
+        if t is None or t[0] != "word":
+            self.fail(what)
+        self.i += 1
+        return t[1]
+
+    def number(self, what: str) -> float:
+        t = self.peek()
+        if t is None or t[0] != "word":
+            self.fail(what)
+        try:
+            # float() parses a literal; nothing in the file is ever evaluated.
+            value = float(t[1])
+        except ValueError:
+            self.fail(what)
+        if not math.isfinite(value) or value < 0:
+            raise BIFError(t[2], f"{what} (finite and >= 0)", repr(t[1]), self.source)
+        self.i += 1
+        return value
+
+    def number_list(self, what: str) -> list[float]:
+        values = [self.number(what)]
+        while self.peek() is not None and self.peek()[1] == ",":
+            self.i += 1
+            values.append(self.number(what))
+        return values
+
+    def name_list(self, what: str, closer: str) -> list[str]:
+        names = [self.word(what)]
+        while self.peek() is not None and self.peek()[1] == ",":
+            self.i += 1
+            names.append(self.word(what))
+        self.expect(closer)
+        return names
+
+
+def parse_bif(text: str, source: str = "BIF") -> dict[str, Any]:
+    """Parse BIF text into plain Python structures, validating as it goes.
+
+    Parameters
+    ----------
+    text : str
+        The file's content.
+    source : str
+        Shown in error messages (the file name).
+
+    Returns
+    -------
+    dict
+        ``name``; ``states`` (node -> list of states, in file order); ``parents``
+        (node -> list); ``cpts`` (node -> float64 array ``(*parent cards, card)``);
+        ``properties`` (``"network"`` or a node -> list of ``property`` strings).
+
+    Raises
+    ------
+    BIFError
+        A malformed file: the message names the line, what was expected and what was found.
+    """
+    p = _Parser(text, source)
+    name = "unknown"
+    states: dict[str, list[str]] = {}
+    state_lines: dict[str, int] = {}
+    parents: dict[str, list[str]] = {}
+    cpts: dict[str, np.ndarray] = {}
+    properties: dict[str, list[str]] = {}
+    while p.peek() is not None:
+        kind, tok, line = p.next("'network', 'variable' or 'probability'")
+        if tok == "network":
+            name = p.word("a network name")
+            p.expect("{")
+            while p.peek() is not None and p.peek()[0] == "prop":
+                properties.setdefault("network", []).append(p.next("a property")[1])
+            p.expect("}")
+        elif tok == "variable":
+            var_line = p.line()
+            var = p.word("a variable name")
+            if var in states:
+                raise BIFError(var_line, f"a new variable name", f"{var!r} declared twice", source)
+            p.expect("{")
+            declared = None
+            while p.peek() is not None and p.peek()[1] != "}":
+                t = p.peek()
+                if t[0] == "prop":
+                    properties.setdefault(var, []).append(p.next("a property")[1])
+                    continue
+                p.expect("type")
+                p.expect("discrete")
+                p.expect("[")
+                count_line = p.line()
+                count_tok = p.word("the number of states")
+                if not count_tok.isdigit() or int(count_tok) < 1:
+                    raise BIFError(count_line, "a positive integer number of states",
+                                   repr(count_tok), source)
+                p.expect("]")
+                p.expect("{")
+                names = p.name_list(f"a state name of {var!r}", "}")
+                p.expect(";")
+                if len(names) != int(count_tok):
+                    raise BIFError(count_line, f"{count_tok} state names for variable {var!r}",
+                                   f"{len(names)}: {names}", source)
+                if len(set(names)) != len(names):
+                    raise BIFError(count_line, f"distinct state names for variable {var!r}",
+                                   f"{names}", source)
+                declared = names
+            p.expect("}")
+            if declared is None:
+                raise BIFError(var_line, f"a 'type discrete' declaration for variable {var!r}",
+                               "none", source)
+            states[var] = declared
+            state_lines[var] = var_line
+        elif tok == "probability":
+            p.expect("(")
+            head_line = p.line()
+            child = p.word("the variable of the probability block")
+            pa: list[str] = []
+            if p.peek() is not None and p.peek()[1] == "|":
+                p.i += 1
+                pa = p.name_list("a parent name", ")")
+            else:
+                p.expect(")")
+            for v in [child] + pa:
+                if v not in states:
+                    raise BIFError(head_line, "a variable declared before its probability block",
+                                   f"undeclared variable {v!r}", source)
+            if child in cpts:
+                raise BIFError(head_line, f"one probability block for {child!r}", "a second one", source)
+            if len(set(pa)) != len(pa) or child in pa:
+                raise BIFError(head_line, f"distinct parents of {child!r}", f"{pa}", source)
+            card = len(states[child])
+            pcards = [len(states[q]) for q in pa]
+            table = np.full(tuple(pcards) + (card,), np.nan)
+            p.expect("{")
+            default = None
+            while p.peek() is not None and p.peek()[1] != "}":
+                t = p.peek()
+                row_line = t[2]
+                if t[0] == "prop":
+                    properties.setdefault(child, []).append(p.next("a property")[1])
+                elif t[1] == "table":
+                    p.i += 1
+                    values = p.number_list("a probability")
+                    p.expect(";")
+                    if len(values) != table.size:
+                        raise BIFError(row_line, f"{table.size} values in the table of {child!r}",
+                                       f"{len(values)}", source)
+                    # BIF (and pgmpy's writer) list a conditional 'table' with the child
+                    # varying slowest and the last parent fastest.
+                    arr = np.asarray(values).reshape((card,) + tuple(pcards))
+                    table[...] = np.moveaxis(arr, 0, -1)
+                elif t[1] == "default":
+                    p.i += 1
+                    values = p.number_list("a probability")
+                    p.expect(";")
+                    if len(values) != card:
+                        raise BIFError(row_line, f"{card} default values for {child!r}",
+                                       f"{len(values)}", source)
+                    default = values
+                elif t[1] == "(":
+                    p.i += 1
+                    config = p.name_list(f"a state of a parent of {child!r}", ")")
+                    if len(config) != len(pa):
+                        raise BIFError(row_line, f"{len(pa)} parent state(s) for {child!r}",
+                                       f"{len(config)}: {config}", source)
+                    index = []
+                    for q, s in zip(pa, config):
+                        if s not in states[q]:
+                            raise BIFError(row_line, f"a state of {q!r} among {states[q]}",
+                                           repr(s), source)
+                        index.append(states[q].index(s))
+                    values = p.number_list("a probability")
+                    p.expect(";")
+                    if len(values) != card:
+                        raise BIFError(row_line, f"{card} probabilities for {child!r} (one per state)",
+                                       f"{len(values)}", source)
+                    if not np.isnan(table[tuple(index)]).all():
+                        raise BIFError(row_line, f"each parent configuration of {child!r} once",
+                                       f"{tuple(config)} again", source)
+                    table[tuple(index)] = values
+                else:
+                    p.fail("'table', 'default', a '(parent states)' row or 'property'")
+            p.expect("}")
+            missing = np.isnan(table[..., 0])
+            if missing.any():
+                if default is None:
+                    first = tuple(int(i) for i in np.argwhere(missing)[0])
+                    config = tuple(states[q][i] for q, i in zip(pa, first))
+                    raise BIFError(head_line, f"a row for every parent configuration of {child!r}",
+                                   f"no row for {config}", source)
+                table[missing] = default
+            sums = table.sum(axis=-1)
+            bad = np.abs(sums - 1.0) > ROW_SUM_ATOL
+            if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0]) if pa else ()
+                config = tuple(states[q][i] for q, i in zip(pa, first))
+                raise BIFError(head_line, f"probabilities of {child!r} summing to one in every row",
+                               f"a sum of {float(sums[first] if pa else sums):.6g} for parents {config}",
+                               source)
+            parents[child] = pa
+            cpts[child] = table
+        else:
+            raise BIFError(line, "'network', 'variable' or 'probability'", repr(tok), source)
+    for v in states:
+        if v not in cpts:
+            raise BIFError(state_lines[v], f"a probability block for variable {v!r}", "none", source)
+    return {"name": name, "states": states, "parents": parents, "cpts": cpts,
+            "properties": properties}
+
+
+def read_bif(source: str | os.PathLike | io.IOBase, *, name: str | None = None) -> "BayesianNetwork":
+    """Read a network from a BIF file (``.bif`` or gzipped ``.bif.gz``) or from BIF text.
+
+    Parameters
+    ----------
+    source : path, file object or str
+        A path, an open (text or binary) file, or the BIF text itself (a string that contains
+        a ``{``).
+    name : str, optional
+        Overrides the network's name.
+
+    Returns
+    -------
+    BayesianNetwork
+    """
+    label = "BIF"
+    if hasattr(source, "read"):
+        raw = source.read()
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        label = getattr(source, "name", "BIF")
+    elif isinstance(source, str) and "{" in source:
+        text = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise DataError("source", "an existing BIF file or BIF text", str(path))
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        text = data.decode("utf-8")
+        label = path.name
+    parsed = parse_bif(text, source=str(label))
+    if name is None:
+        name = parsed["name"]
+        if name == "unknown" and label != "BIF":  # bnlearn files say 'unknown': use the file's
+            name = str(label).split(".")[0]
+    net = BayesianNetwork(parsed["parents"], parsed["cpts"], states=parsed["states"], name=name)
+    net.properties = parsed["properties"]
+    return net
+
+
+def write_bif(network: "BayesianNetwork", path: str | os.PathLike | None = None) -> str:
+    """Write ``network`` as BIF; gzip when ``path`` ends in ``.gz``. Returns the text.
+
+    Probabilities are written with ``repr`` (the shortest string that reads back to the same
+    float64), so read -> write -> read is lossless.
+    """
+    text = network.to_bif()
+    if path is not None:
+        path = Path(path)
+        data = text.encode("utf-8")
+        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    return text
+
+
+# ============================================================================================
+# The network
+# ============================================================================================
+
+
+def _find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A directed cycle as a list of nodes (first == last), or None."""
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(v):
+        color[v] = 1
+        stack.append(v)
+        for u in parents.get(v, ()):  # edges point parent -> child; walk child -> parent
+            if color.get(u, 0) == 1:
+                cyc = stack[stack.index(u):] + [u]
+                return list(reversed(cyc))
+            if color.get(u, 0) == 0:
+                found = visit(u)
+                if found:
+                    return found
+        stack.pop()
+        color[v] = 2
+        return None
+
+    for v in parents:
+        if color.get(v, 0) == 0:
+            found = visit(v)
+            if found:
+                return found
+    return None
+
+
+def _state_index(states: Sequence[Any], value: Any) -> int | None:
+    for i, s in enumerate(states):
+        if s == value:
+            return i
+    text = str(value)
+    for i, s in enumerate(states):
+        if str(s) == text:
+            return i
+    return None
+
+
+@lru_cache(maxsize=256)
+def _compiled_query(plan: ContractionPlan, num_factors: int):
+    """``jit(vmap(posterior_query))`` over evidence sets, for one plan (cached)."""
+    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+
+    def one(log_factors, ev_values):
+        return posterior_query(plan, list(log_factors) + evidence_log_vectors(ev_values, ev_cards))
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+@lru_cache(maxsize=256)
+def _compiled_mpe(plan: ContractionPlan, num_factors: int):
+    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+
+    def one(log_factors, ev_values):
+        return max_contract(plan, list(log_factors) + evidence_log_vectors(ev_values, ev_cards))
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+@lru_cache(maxsize=64)
+def _compiled_marginals(plan: ContractionPlan, num_factors: int):
+    """``jit(vmap(node_marginals))``: every node's marginal under any evidence pattern."""
+    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+
+    def one(log_factors, ev_values):
+        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, ev_cards))
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+def _bucket(n: int, cap: int) -> int:
+    """Batch size to compile for ``n`` rows: the next power of two, at most ``cap``.
+
+    Padding to a few fixed sizes keeps the number of compiled programs small.
+    """
+    b = 1
+    while b < n:
+        b *= 2
+    return max(1, min(b, cap))
+
+
+def _run_batched(fn, log_factors, codes: np.ndarray, cap: int):
+    """Apply a compiled ``vmap`` program to ``codes`` in padded chunks; concatenate outputs."""
+    n = len(codes)
+    size = _bucket(n, cap)
+    outs = []
+    for start in range(0, n, size):
+        block = codes[start:start + size]
+        used = len(block)
+        if used < size:
+            block = np.concatenate([block, np.repeat(block[-1:], size - used, axis=0)])
+        res = fn(log_factors, jnp.asarray(block))
+        outs.append(jax.tree_util.tree_map(lambda a, u=used: np.asarray(a)[:u], res))
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
+
+
+@lru_cache(maxsize=64)
+def _compiled_sampler(parents: tuple, order: tuple, num_samples: int):
+    return jax.jit(lambda key, log_cpts: ancestral_sample(key, log_cpts, parents, order, num_samples))
+
+
+def _log(a: np.ndarray) -> jax.Array:
+    with np.errstate(divide="ignore"):
+        return jnp.asarray(np.log(a))
+
+
+class BayesianNetwork:
+    """A discrete Bayesian network with named variables and states.
+
+    Parameters
+    ----------
+    structure : mapping or sequence or None
+        The DAG: a mapping ``node -> parents`` or a sequence of ``(parent, child)`` edges.
+        ``None``: parents come from each CPT (the index names of a DataFrame).
+    cpts : mapping
+        ``node -> table``. A table is one of
+
+        * a DataFrame whose columns are the node's states and whose rows are the parent
+          configurations (index level names = the parents; a root has one row);
+        * a dict: ``{state: p}`` for a root, ``{parent_state or (parent states...): {state: p}}``
+          otherwise;
+        * an array of shape ``(*parent cardinalities, cardinality)`` (needs ``states``).
+    states : mapping, optional
+        ``node -> sequence of state names`` (their order is the axis order). Default: the
+        columns / keys of each CPT.
+    name : str
+        The network's name (written to BIF).
+    validate_atol : float
+        Tolerance of the row-sum check.
+
+    Raises
+    ------
+    ModelError
+        A cycle (named), a parent without a table, a table of the wrong shape, a missing
+        parent configuration, negative entries, or a row that does not sum to one (naming the
+        node and the row).
+
+    Notes
+    -----
+    Nodes are kept in a topological order (``nodes``); the CPT of node ``v`` is stored as a
+    float64 array with one axis per parent (in ``parents[v]`` order) and the node's own axis
+    last.
+    """
+
+    def __init__(self, structure: Mapping[str, Sequence[str]] | Sequence[tuple[str, str]] | None,
+                 cpts: Mapping[str, Any], *, states: Mapping[str, Sequence[Any]] | None = None,
+                 name: str = "network", validate_atol: float = ROW_SUM_ATOL):
+        if not isinstance(cpts, Mapping) or not cpts:
+            raise ModelError("`cpts` must be a non-empty mapping node -> table")
+        self.name = str(name)
+        self.properties: dict[str, list[str]] = {}
+        declared: dict[str, list[str]] = {str(v): [] for v in cpts}
+        if structure is not None:
+            if isinstance(structure, Mapping):
+                items = [(str(p), str(c)) for c, ps in structure.items() for p in ps]
+                for c in structure:
+                    declared.setdefault(str(c), [])
+            else:
+                items = []
+                for e in structure:
+                    if not isinstance(e, (tuple, list)) or len(e) != 2:
+                        raise ModelError(f"an edge must be a (parent, child) pair, got {e!r}")
+                    items.append((str(e[0]), str(e[1])))
+            for p, c in items:
+                declared.setdefault(c, [])
+                declared.setdefault(p, [])
+                if p == c:
+                    raise ModelError(f"node {c!r} is its own parent (a cycle {c} -> {c})")
+                if p not in declared[c]:
+                    declared[c].append(p)
+        no_table = [v for v in declared if v not in {str(k) for k in cpts}]
+        if no_table:
+            raise ModelError(f"node(s) {no_table} appear in the structure but have no CPT")
+        states = {str(k): list(v) for k, v in (states or {}).items()}
+
+        # Parents declared by a DataFrame's index names take precedence in order.
+        raw = {str(k): v for k, v in cpts.items()}
+        for v, table in raw.items():
+            if isinstance(table, pd.DataFrame):
+                names = [n for n in table.index.names if n is not None]
+                if names:
+                    names = [str(n) for n in names]
+                    if structure is not None and set(names) != set(declared[v]):
+                        raise ModelError(f"the CPT of {v!r} is indexed by {names} but the structure "
+                                         f"gives the parents {declared[v]}")
+                    declared[v] = names
+        cycle = _find_cycle(declared)
+        if cycle:
+            raise ModelError(f"the graph has a cycle: {' -> '.join(cycle)}")
+
+        # States: given, else from the tables' columns / keys.
+        for v, table in raw.items():
+            if v in states:
+                continue
+            if isinstance(table, pd.DataFrame):
+                states[v] = list(table.columns)
+            elif isinstance(table, pd.Series) and not declared[v]:
+                states[v] = list(table.index)
+            elif isinstance(table, Mapping) and table:
+                first = next(iter(table.values()))
+                states[v] = list(first.keys()) if (declared[v] and isinstance(first, Mapping)) else list(table.keys())
+            else:
+                raise ModelError(f"the states of node {v!r} are not given: pass `states` for "
+                                 f"array tables")
+        for v, ss in states.items():
+            if len(ss) < 1:
+                raise ModelError(f"node {v!r} has no states")
+            if len(set(map(str, ss))) != len(ss):
+                raise ModelError(f"node {v!r} has repeated state names {ss}")
+
+        order = self._topological_order(declared)
+        self.nodes: tuple[str, ...] = tuple(order)
+        self.states: dict[str, tuple] = {v: tuple(states[v]) for v in order}
+        self.parents: dict[str, tuple[str, ...]] = {v: tuple(declared[v]) for v in order}
+        self._index = {v: i for i, v in enumerate(order)}
+        self._plans: dict = {}
+        self._cpt: dict[str, np.ndarray] = {}
+        for v in order:
+            self._cpt[v] = self._table_array(v, raw[v], validate_atol)
+
+    # -- construction helpers ----------------------------------------------------------------
+    @staticmethod
+    def _topological_order(parents: Mapping[str, Sequence[str]]) -> list[str]:
+        names = list(parents)
+        done: set[str] = set()
+        order: list[str] = []
+        # Kahn's algorithm, taking nodes in their given order when free: deterministic.
+        while len(order) < len(names):
+            progressed = False
+            for v in names:
+                if v not in done and all(p in done for p in parents[v]):
+                    done.add(v)
+                    order.append(v)
+                    progressed = True
+            if not progressed:  # pragma: no cover - _find_cycle ran before
+                raise ModelError("the graph has a cycle")
+        return order
+
+    def _table_array(self, v: str, table: Any, atol: float) -> np.ndarray:
+        pa = self.parents[v]
+        shape = tuple(len(self.states[p]) for p in pa) + (len(self.states[v]),)
+        if isinstance(table, pd.Series) and not pa:
+            table = table.to_frame().T
+        if isinstance(table, pd.DataFrame):
+            arr = self._frame_to_array(v, table, shape)
+        elif isinstance(table, Mapping):
+            arr = self._dict_to_array(v, table, shape)
+        else:
+            try:
+                arr = np.asarray(table, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ModelError(f"the CPT of {v!r} is not a DataFrame, dict or numeric array: "
+                                 f"{type(table).__name__}") from None
+            if arr.shape != shape:
+                raise ModelError(f"the CPT of {v!r} has shape {arr.shape}; its parents {list(pa)} "
+                                 f"and its {shape[-1]} states need shape {shape}")
+        return self._validate_table(v, arr, atol)
+
+    def _frame_to_array(self, v, df: pd.DataFrame, shape) -> np.ndarray:
+        pa = self.parents[v]
+        st = self.states[v]
+        cols = []
+        for s in st:
+            j = _state_index(list(df.columns), s)
+            if j is None:
+                raise ModelError(f"the CPT of {v!r} has no column for state {s!r}; columns are "
+                                 f"{list(df.columns)}")
+            cols.append(j)
+        if len(df.columns) != len(st):
+            extra = [c for c in df.columns if _state_index(st, c) is None]
+            raise ModelError(f"the CPT of {v!r} has column(s) {extra} that are not states of {v!r} {list(st)}")
+        values = df.to_numpy()[:, cols]
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ModelError(f"the CPT of {v!r} has non-numeric entries") from None
+        if not pa:
+            if len(df) != 1:
+                raise ModelError(f"node {v!r} has no parents, so its CPT needs one row, got {len(df)}")
+            return values.reshape(shape)
+        arr = np.full(shape, np.nan)
+        names = [str(n) for n in df.index.names]
+        level_of = {n: i for i, n in enumerate(names)}
+        for r, key in enumerate(df.index):
+            key = key if isinstance(key, tuple) else (key,)
+            idx = []
+            for p in pa:
+                s = key[level_of[p]] if p in level_of else None
+                j = _state_index(self.states[p], s)
+                if j is None:
+                    raise ModelError(f"the CPT of {v!r} has a row for {p}={s!r}, not a state of "
+                                     f"{p!r} {list(self.states[p])}")
+                idx.append(j)
+            if not np.isnan(arr[tuple(idx)]).all():
+                raise ModelError(f"the CPT of {v!r} has two rows for the parent states {key}")
+            arr[tuple(idx)] = values[r]
+        return arr
+
+    def _dict_to_array(self, v, table: Mapping, shape) -> np.ndarray:
+        pa = self.parents[v]
+        st = self.states[v]
+
+        def row(d: Any, where: str) -> np.ndarray:
+            if not isinstance(d, Mapping):
+                out = np.asarray(d, dtype=np.float64)
+                if out.shape != (len(st),):
+                    raise ModelError(f"the CPT of {v!r}{where} needs {len(st)} probabilities, got {d!r}")
+                return out
+            out = np.full(len(st), np.nan)
+            for s, p in d.items():
+                j = _state_index(st, s)
+                if j is None:
+                    raise ModelError(f"the CPT of {v!r}{where} names {s!r}, not a state of {v!r} {list(st)}")
+                out[j] = float(p)
+            if np.isnan(out).any():
+                lacking = [st[j] for j in np.flatnonzero(np.isnan(out))]
+                raise ModelError(f"the CPT of {v!r}{where} gives no probability for state(s) {lacking}")
+            return out
+
+        if not pa:
+            return row(table, "").reshape(shape)
+        arr = np.full(shape, np.nan)
+        for key, d in table.items():
+            key_t = key if isinstance(key, tuple) else (key,)
+            if len(key_t) != len(pa):
+                raise ModelError(f"the CPT of {v!r} has a row keyed {key!r}; it needs one state per "
+                                 f"parent {list(pa)}")
+            idx = []
+            for p, s in zip(pa, key_t):
+                j = _state_index(self.states[p], s)
+                if j is None:
+                    raise ModelError(f"the CPT of {v!r} has a row for {p}={s!r}, not a state of "
+                                     f"{p!r} {list(self.states[p])}")
+                idx.append(j)
+            arr[tuple(idx)] = row(d, f" given {dict(zip(pa, key_t))}")
+        return arr
+
+    def _validate_table(self, v: str, arr: np.ndarray, atol: float) -> np.ndarray:
+        pa = self.parents[v]
+        missing = np.isnan(arr).any(axis=-1)
+        if missing.any():
+            idx = tuple(int(i) for i in np.argwhere(missing)[0])
+            config = {p: self.states[p][i] for p, i in zip(pa, idx)}
+            raise ModelError(f"the CPT of {v!r} has no row for the parent states {config}")
+        if not np.isfinite(arr).all() or (arr < 0).any():
+            bad = np.argwhere(~np.isfinite(arr) | (arr < 0))[0]
+            config = {p: self.states[p][i] for p, i in zip(pa, bad[:-1])}
+            raise ModelError(f"the CPT of {v!r} has the entry {arr[tuple(bad)]!r} for state "
+                             f"{self.states[v][bad[-1]]!r} given {config}: probabilities must be "
+                             f"finite and >= 0")
+        sums = arr.sum(axis=-1)
+        off = np.abs(sums - 1.0) > atol
+        if off.any():
+            idx = tuple(int(i) for i in np.argwhere(off)[0]) if pa else ()
+            config = {p: self.states[p][i] for p, i in zip(pa, idx)}
+            total = float(sums[idx]) if pa else float(sums)
+            raise ModelError(f"the CPT of {v!r} does not sum to one given {config}: the row sums "
+                             f"to {total:.6g}")
+        return np.ascontiguousarray(arr, dtype=np.float64)
+
+    # -- structure ---------------------------------------------------------------------------
+    @property
+    def cardinality(self) -> dict[str, int]:
+        """``node -> number of states``."""
+        return {v: len(s) for v, s in self.states.items()}
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """``(parent, child)`` pairs."""
+        return [(p, v) for v in self.nodes for p in self.parents[v]]
+
+    def children(self, node: str) -> list[str]:
+        """The nodes that have ``node`` as a parent."""
+        self._check_node(node, "node")
+        return [v for v in self.nodes if node in self.parents[v]]
+
+    def ancestors(self, nodes: Sequence[str]) -> set[str]:
+        """``nodes`` and all their ancestors."""
+        out: set[str] = set()
+        todo = list(nodes)
+        while todo:
+            v = todo.pop()
+            if v not in out:
+                out.add(v)
+                todo.extend(self.parents[v])
+        return out
+
+    def cpt(self, node: str) -> pd.DataFrame:
+        """The CPT of ``node`` as a DataFrame: a row per parent configuration, a column per state."""
+        self._check_node(node, "node")
+        arr = self._cpt[node]
+        pa = self.parents[node]
+        cols = pd.Index(list(self.states[node]), name=node)
+        if not pa:
+            return pd.DataFrame(arr.reshape(1, -1), columns=cols, index=pd.Index([""], name=None))
+        index = pd.MultiIndex.from_product([list(self.states[p]) for p in pa], names=list(pa))
+        return pd.DataFrame(arr.reshape(-1, arr.shape[-1]), index=index, columns=cols)
+
+    def cpt_array(self, node: str) -> np.ndarray:
+        """The CPT of ``node`` as a float64 array ``(*parent cards, card)`` (a copy)."""
+        self._check_node(node, "node")
+        return self._cpt[node].copy()
+
+    def with_cpts(self, tables: Mapping[str, np.ndarray], *, name: str | None = None,
+                  validate_atol: float = ROW_SUM_ATOL) -> "BayesianNetwork":
+        """A copy with some CPTs replaced by arrays of the same shapes (validated)."""
+        new = {v: tables.get(v, self._cpt[v]) for v in self.nodes}
+        net = BayesianNetwork({v: self.parents[v] for v in self.nodes}, new, states=self.states,
+                              name=name or self.name, validate_atol=validate_atol)
+        net.properties = dict(self.properties)
+        return net
+
+    def num_parameters(self) -> int:
+        """Free parameters of the tables (each row has ``card - 1``)."""
+        return int(sum(a.size // a.shape[-1] * (a.shape[-1] - 1) for a in self._cpt.values()))
+
+    def __repr__(self) -> str:
+        return (f"BayesianNetwork({self.name!r}, {len(self.nodes)} nodes, {len(self.edges)} edges, "
+                f"{self.num_parameters()} free parameters)")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BayesianNetwork):
+            return NotImplemented
+        return (self.nodes == other.nodes and self.states == other.states
+                and self.parents == other.parents
+                and all(np.array_equal(self._cpt[v], other._cpt[v]) for v in self.nodes))
+
+    __hash__ = None  # mutable-by-properties and compared by value
+
+    # -- validation of queries ---------------------------------------------------------------
+    def _check_node(self, node: Any, what: str) -> str:
+        if node not in self._index:
+            shown = list(self.nodes[:20]) + (["..."] if len(self.nodes) > 20 else [])
+            raise QueryError(f"{what} names the unknown node {node!r}; the nodes of "
+                             f"{self.name!r} are {shown}")
+        return node
+
+    def _state_code(self, node: str, value: Any, what: str) -> int:
+        j = _state_index(self.states[node], value)
+        if j is None:
+            raise QueryError(f"{what} {node}={value!r}: {value!r} is not a state of {node!r}; "
+                             f"its states are {list(self.states[node])}")
+        return j
+
+    def encode(self, data: pd.DataFrame | Mapping[str, Sequence[Any]], *,
+               argument: str = "data", columns: Sequence[str] | None = None) -> np.ndarray:
+        """State names -> integer codes, ``-1`` for missing (NaN/None).
+
+        Parameters
+        ----------
+        data : DataFrame or mapping of columns
+            Columns named by nodes (a subset unless ``columns`` requires them all).
+        columns : sequence of str, optional
+            The node order of the result (default: all nodes, absent ones missing).
+
+        Returns
+        -------
+        ndarray of int32, shape (n_rows, len(columns))
+        """
+        df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+        unknown = [c for c in df.columns if c not in self._index]
+        if unknown:
+            raise DataError(argument, f"columns among the nodes of {self.name!r}",
+                            f"unknown column(s) {unknown}")
+        cols = list(self.nodes if columns is None else columns)
+        out = np.full((len(df), len(cols)), -1, dtype=np.int32)
+        for j, v in enumerate(cols):
+            if v not in df.columns:
+                continue
+            col = df[v]
+            miss = col.isna().to_numpy()
+            lookup = {s: i for i, s in enumerate(self.states[v])}
+            lookup.update({str(s): i for i, s in enumerate(self.states[v])})
+            values = col.to_numpy(dtype=object)
+            codes = np.full(len(df), -1, dtype=np.int32)
+            for r in np.flatnonzero(~miss):
+                x = values[r]
+                c = lookup.get(x)
+                if c is None:
+                    c = lookup.get(str(x))
+                if c is None:
+                    raise DataError(f"{argument}[{v!r}]", f"states of {v!r} {list(self.states[v])}",
+                                    f"{x!r} in row {df.index[r]!r}")
+                codes[r] = c
+            out[:, j] = codes
+        return out
+
+    def _evidence_frame(self, evidence: Any) -> pd.DataFrame:
+        if evidence is None:
+            return pd.DataFrame(index=[0])
+        if isinstance(evidence, pd.DataFrame):
+            return evidence
+        if isinstance(evidence, Mapping):
+            return pd.DataFrame({k: [v] for k, v in evidence.items()}, index=[0])
+        if isinstance(evidence, Sequence) and all(isinstance(e, Mapping) for e in evidence):
+            return pd.DataFrame(list(evidence))
+        raise QueryError(f"evidence must be a dict node -> state, a list of them, or a DataFrame; "
+                         f"got {type(evidence).__name__}")
+
+    def _encode_evidence(self, evidence: Any) -> tuple[list[str], np.ndarray, pd.Index]:
+        df = self._evidence_frame(evidence)
+        ev_nodes = []
+        for c in df.columns:
+            self._check_node(c, "evidence")
+            ev_nodes.append(c)
+        codes = np.full((len(df), len(ev_nodes)), -1, dtype=np.int32)
+        for j, v in enumerate(ev_nodes):
+            col = df[v].to_numpy(dtype=object)
+            miss = pd.isna(df[v]).to_numpy()
+            for r in np.flatnonzero(~miss):
+                codes[r, j] = self._state_code(v, col[r], "evidence")
+        # Drop nodes never observed in this batch: they only add work.
+        observed = (codes >= 0).any(axis=0)
+        ev_nodes = [v for v, o in zip(ev_nodes, observed) if o]
+        return ev_nodes, codes[:, observed], df.index
+
+    # -- exact queries -----------------------------------------------------------------------
+    def _plan(self, targets: Sequence[str], ev_nodes: Sequence[str], optimize: str,
+              prune: bool = True) -> tuple[ContractionPlan, list[str]]:
+        relevant = self.ancestors(list(targets) + list(ev_nodes)) if prune else set(self.nodes)
+        # Barren nodes (not ancestors of a target or evidence) sum to one: leave them out.
+        factors = [v for v in self.nodes if v in relevant]
+        idx = self._index
+        operand_vars = [tuple(idx[p] for p in self.parents[v]) + (idx[v],) for v in factors]
+        operand_vars += [(idx[v],) for v in ev_nodes]
+        cards = [len(self.states[v]) for v in self.nodes]
+        plan = plan_contraction(operand_vars, cards, [idx[t] for t in targets], optimize=optimize)
+        return plan, factors
+
+    def _itemsize(self) -> int:
+        return 8 if jax.config.jax_enable_x64 else 4
+
+    def _chunk_cap(self, plan, semiring, memory_limit) -> int:
+        """The most evidence sets per call that fit ``memory_limit`` (refuse if not even one)."""
+        limit = default_memory_limit() if memory_limit is None else int(memory_limit)
+        check_memory(plan, 1, self._itemsize(), semiring, limit, self.nodes)
+        return max(1, limit // max(1, required_bytes(plan, 1, self._itemsize(), semiring)))
+
+    def _log_factors(self, factors):
+        return [_log(self._cpt[v]) for v in factors]
+
+    def _batched_query(self, targets, ev_nodes, codes, optimize, memory_limit):
+        plan, factors = self._plan(targets, ev_nodes, optimize)
+        cap = self._chunk_cap(plan, "sum", memory_limit)
+        res = _run_batched(_compiled_query(plan, len(factors)), self._log_factors(factors), codes, cap)
+        return res.log_evidence, res.log_posterior
+
+    def _marginals_plan(self, optimize: str):
+        key = ("marginals", optimize)
+        if key not in self._plans:
+            self._plans[key] = self._plan([], self.nodes, optimize, prune=False)
+        return self._plans[key]
+
+    def _batched_marginals(self, codes_all: np.ndarray, optimize: str, memory_limit):
+        """``(log_evidence (B,), [p(node | e) (B, card) per node])`` for all-node codes."""
+        plan, factors = self._marginals_plan(optimize)
+        cap = self._chunk_cap(plan, "grad", memory_limit)
+        res = _run_batched(_compiled_marginals(plan, len(factors)), self._log_factors(factors),
+                           codes_all, cap)
+        return res.log_evidence, list(res.marginals)
+
+    def _all_codes(self, ev_nodes, codes) -> np.ndarray:
+        full = np.full((len(codes), len(self.nodes)), -1, dtype=np.int32)
+        for j, v in enumerate(ev_nodes):
+            full[:, self._index[v]] = codes[:, j]
+        return full
+
+    def marginals(self, evidence: Mapping[str, Any] | None = None, *, optimize: str = "auto",
+                  memory_limit: int | None = None) -> dict[str, pd.Series]:
+        """Every node's posterior marginal ``p(node | evidence)`` from one compiled pass.
+
+        One contraction of the whole network gives ``log p(evidence)``; its gradient with
+        respect to the evidence vectors gives all the marginals (see
+        :func:`~ppl_models.kernels.bayesnet.node_marginals`). The compiled program is the
+        same for every evidence pattern, so it compiles once per network.
+
+        Returns
+        -------
+        dict
+            ``node -> Series`` indexed by the node's states.
+        """
+        frame = self._evidence_frame(evidence)
+        ev_nodes, codes, index = self._encode_evidence(frame)
+        log_z, margs = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize, memory_limit)
+        self._raise_impossible(log_z, index, frame)
+        return {v: pd.Series(margs[i][0], index=pd.Index(list(self.states[v]), name=v),
+                             name="probability") for i, v in enumerate(self.nodes)}
+
+    def _target_query(self, targets, ev_nodes, codes, optimize, memory_limit):
+        """Log-evidence and log-posterior over ``targets`` for every row of ``codes``.
+
+        One target: the network-wide marginals program (compiled once per network). Several:
+        a contraction planned for that joint, restricted to the ancestors of the targets and
+        the evidence (the other nodes sum to one).
+        """
+        if len(targets) == 1:
+            log_z, margs = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize,
+                                                   memory_limit)
+            with np.errstate(divide="ignore"):
+                return log_z, np.log(margs[self._index[targets[0]]])
+        return self._batched_query(targets, ev_nodes, codes, optimize, memory_limit)
+
+    def _check_targets(self, targets: str | Sequence[str]) -> list[str]:
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        if not targets:
+            raise QueryError("a query needs at least one target node")
+        for t in targets:
+            self._check_node(t, "the query")
+        if len(set(targets)) != len(targets):
+            raise QueryError(f"the targets {targets} repeat a node")
+        return targets
+
+    def _raise_impossible(self, log_z, index, evidence_frame):
+        bad = np.flatnonzero(~np.isfinite(log_z))
+        if bad.size:
+            r = bad[0]
+            row = evidence_frame.iloc[r].dropna().to_dict() if len(evidence_frame.columns) else {}
+            raise QueryError(f"the evidence {row} (evidence set {index[r]!r}) has probability zero "
+                             f"under {self.name!r}: no posterior exists")
+
+    def query(self, targets: str | Sequence[str], evidence: Mapping[str, Any] | None = None, *,
+              optimize: str = "auto", memory_limit: int | None = None) -> pd.DataFrame:
+        """``p(targets | evidence)``, exactly.
+
+        Parameters
+        ----------
+        targets : str or sequence of str
+            One node (its marginal) or several (their joint).
+        evidence : dict, optional
+            ``node -> state name``.
+        optimize : str
+            Contraction-order strategy (see :func:`plan_contraction`).
+        memory_limit : int, optional
+            Bytes; a query whose largest intermediate factor would exceed it raises
+            :class:`ContractionTooLargeError` with the estimate.
+
+        Returns
+        -------
+        DataFrame
+            One row per joint state of the targets (a MultiIndex named by the targets) and the
+            column ``probability``.
+        """
+        targets = self._check_targets(targets)
+        frame = self._evidence_frame(evidence)
+        ev_nodes, codes, index = self._encode_evidence(frame)
+        log_z, log_post = self._target_query(targets, ev_nodes, codes, optimize, memory_limit)
+        self._raise_impossible(log_z, index, frame)
+        mi = pd.MultiIndex.from_product([list(self.states[t]) for t in targets], names=targets)
+        return pd.DataFrame({"probability": np.exp(log_post[0]).reshape(-1)}, index=mi)
+
+    def query_batch(self, targets: str | Sequence[str], evidence: pd.DataFrame | Sequence[Mapping], *,
+                    optimize: str = "auto", memory_limit: int | None = None,
+                    return_log_evidence: bool = False) -> pd.DataFrame:
+        """``p(targets | evidence_i)`` for many evidence sets in one compiled call.
+
+        Parameters
+        ----------
+        targets : str or sequence of str
+        evidence : DataFrame or list of dicts
+            One row per evidence set; columns are nodes, values state names, NaN/None where a
+            node is not observed in that set.
+        optimize, memory_limit
+            As in :meth:`query`. The batch is split into chunks that fit ``memory_limit``.
+        return_log_evidence : bool
+            Add a column ``log_evidence`` (``log p(evidence_i)``).
+
+        Returns
+        -------
+        DataFrame
+            One row per evidence set (the evidence's index), one column per joint state of the
+            targets (a MultiIndex when there are several targets).
+        """
+        targets = self._check_targets(targets)
+        frame = self._evidence_frame(evidence)
+        ev_nodes, codes, index = self._encode_evidence(frame)
+        log_z, log_post = self._target_query(targets, ev_nodes, codes, optimize, memory_limit)
+        self._raise_impossible(log_z, index, frame)
+        if len(targets) == 1:
+            cols = pd.Index(list(self.states[targets[0]]), name=targets[0])
+        else:
+            cols = pd.MultiIndex.from_product([list(self.states[t]) for t in targets], names=targets)
+        out = pd.DataFrame(np.exp(log_post.reshape(len(codes), -1)), index=index, columns=cols)
+        if return_log_evidence:
+            out["log_evidence"] = log_z
+        return out
+
+    def log_probability(self, data: pd.DataFrame, *, optimize: str = "auto",
+                        memory_limit: int | None = None) -> np.ndarray:
+        """``log p(row)`` of every row, missing values (NaN) summed out exactly.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Columns are nodes (any subset), values state names.
+
+        Returns
+        -------
+        ndarray, shape (n_rows,)
+        """
+        ev_nodes, codes, _ = self._encode_evidence(data)
+        if not ev_nodes:
+            return np.zeros(len(codes))
+        log_z, _ = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize, memory_limit)
+        return log_z
+
+    def map_query(self, evidence: Mapping[str, Any] | None = None, targets: Sequence[str] | None = None,
+                  *, optimize: str = "auto", memory_limit: int | None = None) -> dict[str, Any]:
+        """The most probable joint state.
+
+        Parameters
+        ----------
+        evidence : dict, optional
+            ``node -> state``.
+        targets : sequence of str, optional
+            ``None`` (default): the most probable explanation (MPE) over every node, by
+            max-product elimination. Given: the marginal MAP ``argmax p(targets | evidence)``
+            of those nodes, the others summed out (from the exact joint over the targets).
+        optimize, memory_limit
+            As in :meth:`query`.
+
+        Returns
+        -------
+        dict
+            ``node -> state`` (evidence nodes included in the MPE).
+        """
+        frame = self.map_query_batch(self._evidence_frame(evidence), targets=targets,
+                                     optimize=optimize, memory_limit=memory_limit)
+        return frame.iloc[0].to_dict()
+
+    def map_query_batch(self, evidence: pd.DataFrame | Sequence[Mapping], targets: Sequence[str] | None = None,
+                        *, optimize: str = "auto", memory_limit: int | None = None,
+                        return_log_probability: bool = False) -> pd.DataFrame:
+        """:meth:`map_query` for many evidence sets in one compiled call.
+
+        Returns
+        -------
+        DataFrame
+            One row per evidence set, one column per node (state names); with
+            ``return_log_probability`` also ``log_probability``: ``log p(x*, evidence)`` for the
+            MPE, ``log p(targets* | evidence)`` for a marginal MAP.
+        """
+        frame = self._evidence_frame(evidence)
+        if targets is not None:
+            targets = self._check_targets(targets)
+            table = self.query_batch(targets, frame, optimize=optimize, memory_limit=memory_limit)
+            values = table.to_numpy()
+            best = values.argmax(axis=1)
+            combos = list(table.columns)
+            rows = [dict(zip(targets, combos[b] if len(targets) > 1 else (combos[b],))) for b in best]
+            out = pd.DataFrame(rows, index=table.index, columns=targets)
+            if return_log_probability:
+                out["log_probability"] = np.log(values[np.arange(len(best)), best])
+            return out
+        ev_nodes, codes, index = self._encode_evidence(frame)
+        # Every node gets an evidence vector, so one compiled program serves any evidence.
+        plan, factors = self._marginals_plan(optimize)
+        cap = self._chunk_cap(plan, "max", memory_limit)
+        res = _run_batched(_compiled_mpe(plan, len(factors)), self._log_factors(factors),
+                           self._all_codes(ev_nodes, codes), cap)
+        log_joint, codes_out = res.log_joint, res.assignment
+        self._raise_impossible(log_joint, index, frame)
+        out = pd.DataFrame({v: pd.Categorical.from_codes(codes_out[:, i], categories=list(self.states[v]))
+                            for i, v in enumerate(self.nodes)}, index=index)
+        out = out.astype(object)
+        if return_log_probability:
+            out["log_probability"] = log_joint
+        return out
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample_codes(self, n: int, seed: int | jax.Array = 0) -> np.ndarray:
+        """``n`` forward samples as integer codes, shape ``(n, len(nodes))`` in node order."""
+        n = int(n)
+        if n < 1:
+            raise DataError("n", "a positive number of rows", n)
+        key = jax.random.PRNGKey(seed) if isinstance(seed, (int, np.integer)) else seed
+        parents = tuple(tuple(self._index[p] for p in self.parents[v]) for v in self.nodes)
+        order = tuple(range(len(self.nodes)))  # nodes are stored in topological order
+        fn = _compiled_sampler(parents, order, n)
+        return np.asarray(fn(key, [_log(self._cpt[v]) for v in self.nodes]))
+
+    def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
+        """``n`` rows drawn by ancestral sampling, as a DataFrame of categorical columns.
+
+        Parameters
+        ----------
+        n : int
+        seed : int
+
+        Returns
+        -------
+        DataFrame
+            Columns in node (topological) order, ``pd.Categorical`` with the states as
+            categories in their declared order.
+        """
+        codes = self.sample_codes(n, seed)
+        return self.decode(codes)
+
+    def decode(self, codes: np.ndarray) -> pd.DataFrame:
+        """Integer codes ``(n, len(nodes))`` (``-1`` = missing) -> DataFrame of categoricals."""
+        codes = np.asarray(codes)
+        return pd.DataFrame({v: pd.Categorical.from_codes(codes[:, i], categories=list(self.states[v]))
+                             for i, v in enumerate(self.nodes)})
+
+    # -- BIF ---------------------------------------------------------------------------------
+    @classmethod
+    def from_bif(cls, source: str | os.PathLike, *, name: str | None = None) -> "BayesianNetwork":
+        """Same as :func:`read_bif`."""
+        return read_bif(source, name=name)
+
+    def to_bif(self) -> str:
+        """The network as BIF text (probabilities written exactly, rows by parent states)."""
+        for v in self.nodes:
+            for s in (v,) + tuple(map(str, self.states[v])):
+                if not _NAME_RE.match(s):
+                    raise ModelError(f"{s!r} (node {v!r}) cannot be written to BIF: names may not "
+                                     f"contain spaces, quotes or any of {{}}()[],;|")
+        net_name = self.name if _NAME_RE.match(self.name) else "unknown"
+        lines = [f"network {net_name} {{"]
+        lines += [f"  {p}" for p in self.properties.get("network", [])]
+        lines.append("}")
+        for v in self.nodes:
+            st = ", ".join(map(str, self.states[v]))
+            lines.append(f"variable {v} {{")
+            lines.append(f"  type discrete [ {len(self.states[v])} ] {{ {st} }};")
+            lines += [f"  {p}" for p in self.properties.get(v, [])]
+            lines.append("}")
+        for v in self.nodes:
+            pa = self.parents[v]
+            arr = self._cpt[v]
+            head = f"probability ( {v} | {', '.join(pa)} ) {{" if pa else f"probability ( {v} ) {{"
+            lines.append(head)
+            if not pa:
+                lines.append("  table " + ", ".join(repr(float(x)) for x in arr) + ";")
+            else:
+                for idx in np.ndindex(*arr.shape[:-1]):
+                    config = ", ".join(str(self.states[p][i]) for p, i in zip(pa, idx))
+                    lines.append(f"  ({config}) " + ", ".join(repr(float(x)) for x in arr[idx]) + ";")
+            lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def write_bif(self, path: str | os.PathLike | None = None) -> str:
+        """Same as :func:`write_bif`."""
+        return write_bif(self, path)
