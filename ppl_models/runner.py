@@ -63,9 +63,12 @@ def _save_plots(fit: Fit, tree: Any, out: Path, files: dict[str, Path]) -> None:
     import matplotlib.pyplot as plt
 
     def save_pc(pc, path: Path) -> None:
-        fig = pc.viz["chart"].item() if hasattr(pc, "viz") else pc
-        atomic_write(path, lambda p: fig.savefig(p, dpi=90, format="png"))
-        plt.close(fig)
+        # an arviz_plots PlotCollection saves itself; its figure is then closed to free memory
+        atomic_write(path, lambda p: pc.savefig(p, dpi=90, format="png"))
+        try:
+            plt.close(pc.viz["figure"].item())
+        except Exception:
+            plt.close("all")
 
     try:
         pc = azp.plot_trace_dist(tree, var_names=_plot_vars(fit), backend="matplotlib")
@@ -84,6 +87,11 @@ def _save_plots(fit: Fit, tree: Any, out: Path, files: dict[str, Path]) -> None:
                     kind = "pava"
                 elif whole and values.min() >= 0:
                     kind = "rootogram"
+            if kind != "dist":
+                # ArviZ decides "discrete" from the dtype: whole-valued floats become integers
+                tree = tree.copy()
+                for g in ("observed_data", "posterior_predictive"):
+                    tree[g] = tree[g].to_dataset().astype("int64")
             if kind == "pava":
                 pc = azp.plot_ppc_pava(tree, backend="matplotlib")
             elif kind == "rootogram":
