@@ -632,6 +632,11 @@ class BayesianNetwork:
         self._cpt: dict[str, np.ndarray] = {}
         for v in order:
             self._cpt[v] = self._table_array(v, raw[v], validate_atol)
+        # Inference uses every row divided by its sum: the bnlearn files round to a few digits
+        # (alarm's rows are off by up to 1e-7), and a row that does not sum to one would make
+        # a node with no evidence below it change the answer. The tables as given are kept for
+        # writing (a lossless BIF round trip).
+        self._cpt_norm = {v: a / a.sum(axis=-1, keepdims=True) for v, a in self._cpt.items()}
 
     # -- construction helpers ----------------------------------------------------------------
     @staticmethod
@@ -811,10 +816,13 @@ class BayesianNetwork:
         index = pd.MultiIndex.from_product([list(self.states[p]) for p in pa], names=list(pa))
         return pd.DataFrame(arr.reshape(-1, arr.shape[-1]), index=index, columns=cols)
 
-    def cpt_array(self, node: str) -> np.ndarray:
-        """The CPT of ``node`` as a float64 array ``(*parent cards, card)`` (a copy)."""
+    def cpt_array(self, node: str, *, normalized: bool = False) -> np.ndarray:
+        """The CPT of ``node`` as a float64 array ``(*parent cards, card)`` (a copy).
+
+        ``normalized=True``: each row divided by its sum, as inference uses it.
+        """
         self._check_node(node, "node")
-        return self._cpt[node].copy()
+        return (self._cpt_norm if normalized else self._cpt)[node].copy()
 
     def with_cpts(self, tables: Mapping[str, np.ndarray], *, name: str | None = None,
                   validate_atol: float = ROW_SUM_ATOL) -> "BayesianNetwork":
@@ -952,7 +960,7 @@ class BayesianNetwork:
         return max(1, limit // max(1, required_bytes(plan, 1, self._itemsize(), semiring)))
 
     def _log_factors(self, factors):
-        return [_log(self._cpt[v]) for v in factors]
+        return [_log(self._cpt_norm[v]) for v in factors]
 
     def _batched_query(self, targets, ev_nodes, codes, optimize, memory_limit):
         plan, factors = self._plan(targets, ev_nodes, optimize)
@@ -1191,7 +1199,7 @@ class BayesianNetwork:
         parents = tuple(tuple(self._index[p] for p in self.parents[v]) for v in self.nodes)
         order = tuple(range(len(self.nodes)))  # nodes are stored in topological order
         fn = _compiled_sampler(parents, order, n)
-        return np.asarray(fn(key, [_log(self._cpt[v]) for v in self.nodes]))
+        return np.asarray(fn(key, self._log_factors(self.nodes)))
 
     def sample(self, n: int, seed: int = 0) -> pd.DataFrame:
         """``n`` rows drawn by ancestral sampling, as a DataFrame of categorical columns.

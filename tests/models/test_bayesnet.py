@@ -1,0 +1,373 @@
+"""The Bayesian-network family: declaration, BIF, exact queries, sampling, learning."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from ppl_models.errors import DataError, ModelError, QueryError
+from ppl_models.models import bayesnet as bn
+from ppl_models.models.bayesnet import BayesianNetwork, BIFError, read_bif, write_bif
+
+BIF_DIR = Path(bn.__file__).resolve().parents[1] / "datasets" / "data" / "bif"
+BUNDLED = sorted(BIF_DIR.glob("*.bif.gz"))
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures and the brute-force reference
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def asia():
+    return read_bif(BIF_DIR / "asia.bif.gz")
+
+
+@pytest.fixture(scope="session")
+def alarm():
+    return read_bif(BIF_DIR / "alarm.bif.gz")
+
+
+@pytest.fixture(scope="session")
+def sprinkler():
+    """A hand-declared network mixing the three CPT formats (DataFrame, dict, array)."""
+    cloudy = pd.DataFrame([[0.5, 0.5]], columns=["no", "yes"])
+    sprinkler = pd.DataFrame([[0.5, 0.5], [0.9, 0.1]],
+                             index=pd.Index(["no", "yes"], name="cloudy"), columns=["off", "on"])
+    rain = {"no": {"dry": 0.8, "wet": 0.2}, "yes": {"dry": 0.2, "wet": 0.8}}
+    grass = np.array([[[1.0, 0.0], [0.1, 0.9]], [[0.1, 0.9], [0.01, 0.99]]])
+    return BayesianNetwork(
+        {"sprinkler": ["cloudy"], "rain": ["cloudy"], "grass": ["sprinkler", "rain"]},
+        {"cloudy": cloudy, "sprinkler": sprinkler, "rain": rain, "grass": grass},
+        states={"grass": ["dry", "wet"]}, name="sprinkler")
+
+
+def brute_joint(net: BayesianNetwork) -> np.ndarray:
+    """The full joint over all nodes (axes in ``net.nodes`` order) by broadcasting the CPTs."""
+    idx = {v: i for i, v in enumerate(net.nodes)}
+    cards = [len(net.states[v]) for v in net.nodes]
+    joint = np.ones(cards)
+    for v in net.nodes:
+        scope = [idx[p] for p in net.parents[v]] + [idx[v]]
+        t = net.cpt_array(v, normalized=True)
+        order = np.argsort(scope)
+        t = np.transpose(t, order)
+        shape = [1] * len(cards)
+        for a in sorted(scope):
+            shape[a] = cards[a]
+        joint = joint * t.reshape(shape)
+    return joint
+
+
+def brute_query(net, joint, targets, evidence):
+    idx = {v: i for i, v in enumerate(net.nodes)}
+    sub = joint.copy()
+    for v, s in evidence.items():
+        keep = np.zeros(joint.shape[idx[v]])
+        keep[net.states[v].index(s)] = 1.0
+        shape = [1] * joint.ndim
+        shape[idx[v]] = -1
+        sub = sub * keep.reshape(shape)
+    other = tuple(i for i in range(joint.ndim) if net.nodes[i] not in targets)
+    table = sub.sum(axis=other)
+    # axes of `table` are the targets in node order; reorder to the requested order
+    kept = [v for v in net.nodes if v in targets]
+    table = np.transpose(table, [kept.index(t) for t in targets])
+    return table / table.sum()
+
+
+def random_evidence(net, rng, k, seed):
+    row = net.sample(1, seed=seed).iloc[0]
+    nodes = list(rng.choice(list(net.nodes), size=k, replace=False))
+    return {v: row[v] for v in nodes}
+
+
+# --------------------------------------------------------------------------------------------
+# exact queries against enumeration and pgmpy
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["sprinkler", "asia", "cancer", "survey"])
+def test_queries_equal_brute_force_on_small_networks(which, request):
+    net = request.getfixturevalue(which) if which in ("sprinkler", "asia") else \
+        read_bif(BIF_DIR / f"{which}.bif.gz")
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        joint = brute_joint(net)
+        assert np.isclose(joint.sum(), 1.0)
+        evidences = [{}] + [random_evidence(net, rng, k, seed) for seed, k in enumerate([1, 2, 3])]
+        for ev in evidences:
+            for t in net.nodes:
+                got = net.query(t, ev)["probability"].to_numpy()
+                np.testing.assert_allclose(got, brute_query(net, joint, [t], ev), atol=1e-12)
+            free = [v for v in net.nodes if v not in ev]
+            pair = [free[-1], [v for v in net.nodes if v != free[-1]][0]]
+            got = net.query(pair, ev)["probability"].to_numpy()
+            np.testing.assert_allclose(got, brute_query(net, joint, pair, ev).reshape(-1), atol=1e-12)
+        # the batched call gives the same numbers as the single ones
+        frame = pd.DataFrame(evidences[1:])
+        for t in [net.nodes[0], net.nodes[-1]]:
+            batch = net.query_batch(t, frame)
+            for r, ev in enumerate(evidences[1:]):
+                clean = {k: v for k, v in ev.items()}
+                np.testing.assert_allclose(batch.iloc[r].to_numpy(),
+                                           brute_query(net, joint, [t], clean), atol=1e-12)
+
+
+def test_marginals_and_log_probability_with_missing_values(asia):
+    with jax.enable_x64(True):
+        joint = brute_joint(asia)
+        ev = {"smoke": "yes", "xray": "yes"}
+        margs = asia.marginals(ev)
+        for v in asia.nodes:
+            np.testing.assert_allclose(margs[v].to_numpy(), brute_query(asia, joint, [v], ev), atol=1e-12)
+        data = asia.sample(20, seed=3).astype(object)
+        data.iloc[::2, 2] = None
+        data.iloc[::3, 5] = None
+        data.iloc[1, :] = None
+        got = asia.log_probability(data)
+        idx = {v: i for i, v in enumerate(asia.nodes)}
+        for r in range(len(data)):
+            sl = [slice(None)] * joint.ndim
+            for v in asia.nodes:
+                s = data.iloc[r][v]
+                if s is not None and not pd.isna(s):
+                    sl[idx[v]] = asia.states[v].index(s)
+            np.testing.assert_allclose(got[r], np.log(joint[tuple(sl)].sum()), atol=1e-12)
+
+
+def test_map_query_equals_enumerated_argmax(asia, sprinkler):
+    with jax.enable_x64(True):
+        for net, evs in [(asia, [{}, {"dysp": "yes"}, {"xray": "yes", "smoke": "no"}]),
+                         (sprinkler, [{}, {"grass": "wet"}])]:
+            joint = brute_joint(net)
+            for ev in evs:
+                got = net.map_query(ev)
+                masked = joint.copy()
+                for v, s in ev.items():
+                    keep = np.zeros(joint.shape[net.nodes.index(v)], bool)
+                    keep[net.states[v].index(s)] = True
+                    shape = [1] * joint.ndim
+                    shape[net.nodes.index(v)] = -1
+                    masked = masked * keep.reshape(shape)
+                best = np.unravel_index(np.argmax(masked), masked.shape)
+                want = {v: net.states[v][i] for v, i in zip(net.nodes, best)}
+                assert got == want
+            # marginal MAP of two nodes
+            got = net.map_query({}, targets=[net.nodes[0], net.nodes[-1]])
+            table = brute_query(net, joint, [net.nodes[0], net.nodes[-1]], {})
+            a, b = np.unravel_index(np.argmax(table), table.shape)
+            assert got == {net.nodes[0]: net.states[net.nodes[0]][a], net.nodes[-1]: net.states[net.nodes[-1]][b]}
+
+
+def _pgmpy_model(path):
+    pytest.importorskip("pgmpy")
+    from pgmpy.readwrite import BIFReader
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = BIFReader(string=gzip.open(path, "rt").read()).get_model()
+    # Like ours, compare on tables whose rows sum to one (alarm's are off by up to 1e-7).
+    for cpd in model.get_cpds():
+        cpd.normalize()
+    return model
+
+
+@pytest.mark.parametrize("name,num_sets", [("asia", 12), ("alarm", 12)])
+def test_queries_equal_pgmpy_variable_elimination(name, num_sets, request):
+    net = request.getfixturevalue(name)
+    model = _pgmpy_model(BIF_DIR / f"{name}.bif.gz")
+    from pgmpy.inference import VariableElimination
+
+    ve = VariableElimination(model)
+    rng = np.random.default_rng(7)
+    evidences = [random_evidence(net, rng, int(rng.integers(1, 6)), 100 + i) for i in range(num_sets)]
+    targets = [[v for v in net.nodes if v not in ev][int(rng.integers(0, len(net.nodes) - len(ev)))]
+               for ev in evidences]
+    with jax.enable_x64(True):
+        batch = net.query_batch(net.nodes[0], pd.DataFrame(evidences))  # warm + batched path
+        assert batch.shape == (num_sets, len(net.states[net.nodes[0]]))
+        for ev, t in zip(evidences, targets):
+            ours = net.query(t, ev)["probability"].to_numpy()
+            f = ve.query([t], evidence=ev, show_progress=False)
+            theirs = np.array([f.values[f.state_names[t].index(s)] for s in net.states[t]])
+            np.testing.assert_allclose(ours, theirs, atol=1e-9, rtol=0)
+        # a joint of two nodes
+        ev = evidences[0]
+        free = [v for v in net.nodes if v not in ev]
+        pair = [free[0], free[-1]]
+        ours = net.query(pair, ev)["probability"].to_numpy().reshape(
+            len(net.states[pair[0]]), len(net.states[pair[1]]))
+        f = ve.query(pair, evidence=ev, show_progress=False)
+        f = f.copy()
+        f.reorder = None
+        vals = np.zeros_like(ours)
+        for i, s in enumerate(net.states[pair[0]]):
+            for j, u in enumerate(net.states[pair[1]]):
+                vals[i, j] = f.get_value(**{pair[0]: s, pair[1]: u})
+        np.testing.assert_allclose(ours, vals, atol=1e-9, rtol=0)
+
+
+def test_memory_refusal_instead_of_a_crash(alarm):
+    # the joint over all 37 alarm nodes has ~1e16 entries
+    with pytest.raises(bn.ContractionTooLargeError, match="memory limit") as err:
+        alarm.query(list(alarm.nodes))
+    assert err.value.required_bytes > err.value.limit_bytes
+    with pytest.raises(bn.ContractionTooLargeError):
+        alarm.query("HR", {"CVP": "LOW"}, memory_limit=1000)
+
+
+# --------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------
+
+
+def test_forward_sampling_frequencies_match_the_marginals(asia):
+    df = asia.sample(100_000, seed=0)
+    assert list(df.columns) == list(asia.nodes) and len(df) == 100_000
+    assert all(isinstance(df[c].dtype, pd.CategoricalDtype) for c in df.columns)
+    joint = brute_joint(asia)
+    for v in asia.nodes:
+        p = brute_query(asia, joint, [v], {})
+        freq = df[v].value_counts(normalize=True).reindex(list(asia.states[v])).to_numpy()
+        se = np.sqrt(p * (1 - p) / len(df))
+        assert np.all(np.abs(freq - p) < 5 * se + 1e-12), v
+    # pairwise: smoke and lung
+    table = pd.crosstab(df["smoke"], df["lung"], normalize=True).to_numpy()
+    want = brute_query(asia, joint, ["smoke", "lung"], {})
+    assert np.abs(table - want).max() < 0.006
+    # deterministic node: either = lung or tub, always
+    either = (df["lung"] == "yes") | (df["tub"] == "yes")
+    assert ((df["either"] == "yes") == either).all()
+    assert asia.sample(10, seed=1).equals(asia.sample(10, seed=1))
+
+
+# --------------------------------------------------------------------------------------------
+# BIF
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.name for p in BUNDLED])
+def test_bif_round_trip_is_lossless(path, tmp_path):
+    net = read_bif(path)
+    text = net.to_bif()
+    again = read_bif(text)
+    assert again == net
+    for v in net.nodes:
+        assert np.array_equal(again.cpt_array(v), net.cpt_array(v))
+        assert again.states[v] == net.states[v] and again.parents[v] == net.parents[v]
+    out = tmp_path / (path.name)
+    write_bif(net, out)
+    assert read_bif(out) == net
+    assert read_bif(out).to_bif() == text
+
+
+def test_bif_matches_pgmpy_reading(alarm):
+    model = _pgmpy_model(BIF_DIR / "alarm.bif.gz")
+    assert set(model.nodes()) == set(alarm.nodes)
+    assert set(model.edges()) == set(alarm.edges)
+    cpd = model.get_cpds("HR")
+    for v in alarm.parents["HR"]:
+        assert list(cpd.state_names[v]) == list(alarm.states[v])
+
+
+GOOD = """network tiny {
+}
+variable a {
+  type discrete [ 2 ] { yes, no };
+}
+variable b {
+  type discrete [ 2 ] { on, off };
+}
+probability ( a ) {
+  table 0.3, 0.7;
+}
+probability ( b | a ) {
+  (yes) 0.9, 0.1;
+  (no) 0.2, 0.8;
+}
+"""
+
+
+def test_bif_extras_comments_default_and_conditional_table():
+    text = GOOD.replace("probability ( b | a ) {\n  (yes) 0.9, 0.1;\n  (no) 0.2, 0.8;\n}",
+                        "probability ( b | a ) { // a comment\n  (yes) 0.9, 0.1;\n  default 0.2, 0.8;\n"
+                        "  property note = \"kept\" ;\n}")
+    text = "/* block\ncomment */\n" + text
+    net = read_bif(text)
+    np.testing.assert_array_equal(net.cpt_array("b"), [[0.9, 0.1], [0.2, 0.8]])
+    assert net.properties["b"] == ['property note = "kept" ;']
+    # a conditional 'table' lists the child slowest (pgmpy's writer convention)
+    t2 = GOOD.replace("(yes) 0.9, 0.1;\n  (no) 0.2, 0.8;", "table 0.9, 0.2, 0.1, 0.8;")
+    np.testing.assert_array_equal(read_bif(t2).cpt_array("b"), [[0.9, 0.1], [0.2, 0.8]])
+    assert read_bif(GOOD).name == "tiny"
+
+
+@pytest.mark.parametrize("bad,line,fragment", [
+    (GOOD.replace("[ 2 ] { yes, no }", "[ 3 ] { yes, no }"), 4, "3 state names"),
+    (GOOD.replace("(no) 0.2, 0.8;", "(maybe) 0.2, 0.8;"), 14, "'maybe'"),
+    (GOOD.replace("(no) 0.2, 0.8;", "(no) 0.2, 0.7;"), 12, "summing to one"),
+    (GOOD.replace("(no) 0.2, 0.8;", "(no) 0.2, abc;"), 14, "'abc'"),
+    (GOOD.replace("(no) 0.2, 0.8;", "(no) 0.2, 0.8"), 15, "';'"),
+    (GOOD.replace("(no) 0.2, 0.8;", ""), 12, "no row for ('no',)"),
+    (GOOD.replace("probability ( b | a )", "probability ( b | c )"), 12, "undeclared variable 'c'"),
+    (GOOD.replace("table 0.3, 0.7;", "table 0.3, 0.7, 0.0;"), 10, "2 values"),
+    (GOOD.replace("table 0.3, 0.7;", "table __import__('os'), 0.7;"), 10, "__import__"),
+    (GOOD + "bogus\n", 16, "'bogus'"),
+    (GOOD[:-3], 14, "the end of the file"),
+])
+def test_malformed_bif_gives_line_numbered_errors(bad, line, fragment):
+    with pytest.raises(BIFError) as err:
+        read_bif(bad)
+    assert err.value.line == line, str(err.value)
+    assert f"line {line}" in str(err.value) and fragment in str(err.value)
+    assert isinstance(err.value, DataError)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_declaration_errors_name_the_node_and_value():
+    root = {"yes": 0.5, "no": 0.5}
+    cond = {"yes": {"yes": 0.9, "no": 0.1}, "no": {"yes": 0.2, "no": 0.8}}
+    with pytest.raises(ModelError, match="cycle: (a -> b -> a|b -> a -> b)"):
+        BayesianNetwork({"a": ["b"], "b": ["a"]}, {"a": cond, "b": cond})
+    with pytest.raises(ModelError, match=r"CPT of 'b' does not sum to one given \{'a': 'no'\}.*1\.1"):
+        BayesianNetwork({"b": ["a"]}, {"a": root, "b": {"yes": {"yes": 0.9, "no": 0.1},
+                                                         "no": {"yes": 0.3, "no": 0.8}}})
+    with pytest.raises(ModelError, match="CPT of 'a' does not sum to one"):
+        BayesianNetwork(None, {"a": {"yes": 0.5, "no": 0.6}})
+    with pytest.raises(ModelError, match=r"shape \(2,\).*need shape \(2, 2\)|shape \(2,\); its parents"):
+        BayesianNetwork({"b": ["a"]}, {"a": root, "b": np.array([0.5, 0.5])},
+                        states={"b": ["yes", "no"]})
+    with pytest.raises(ModelError, match=r"'b' has a row for a='maybe'"):
+        BayesianNetwork({"b": ["a"]}, {"a": root, "b": {"yes": {"yes": 1.0, "no": 0.0},
+                                                         "maybe": {"yes": 0.2, "no": 0.8}}})
+    with pytest.raises(ModelError, match=r"no row for the parent states \{'a': 'no'\}"):
+        BayesianNetwork({"b": ["a"]}, {"a": root, "b": {"yes": {"yes": 1.0, "no": 0.0}}})
+    with pytest.raises(ModelError, match="-0.1"):
+        BayesianNetwork(None, {"a": {"yes": 1.1, "no": -0.1}})
+    with pytest.raises(ModelError, match=r"\['c'\] appear in the structure but have no CPT"):
+        BayesianNetwork([("c", "a")], {"a": root})
+
+
+def test_query_errors_name_the_node_and_value(asia):
+    with pytest.raises(QueryError, match=r"evidence smoke='maybe'.*states are \['yes', 'no'\]"):
+        asia.query("lung", {"smoke": "maybe"})
+    with pytest.raises(QueryError, match=r"evidence names the unknown node 'smoking'"):
+        asia.query("lung", {"smoking": "yes"})
+    with pytest.raises(QueryError, match=r"the query names the unknown node 'lungs'"):
+        asia.query("lungs")
+    with pytest.raises(QueryError, match="probability zero"):
+        asia.query("asia", {"tub": "yes", "either": "no"})
+    with pytest.raises(DataError, match=r"data\['smoke'\].*'often'"):
+        asia.encode(pd.DataFrame({"smoke": ["yes", "often"]}))
