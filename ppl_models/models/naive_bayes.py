@@ -45,6 +45,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
@@ -478,8 +479,10 @@ def naive_bayes_dims(likelihood: str = "gaussian", shared_variance: bool = False
     """ArviZ dims of every site of :func:`naive_bayes` (give them all: ArviZ drops plate names
     as soon as any dims are passed)."""
     _check_likelihood(likelihood)
-    dims = {"class_prob": ["class"], "y": ["obs"], "X": ["obs", "feature"],
-            "class_posterior": ["obs", "class"]}
+    # "X" is left out on purpose: Fit uses one dims list for both the observed_data group
+    # ((obs, feature)) and the log_likelihood group ((obs,): X is one event per row), so naming
+    # it would break the latter; X's plate name "obs" is inferred instead.
+    dims = {"class_prob": ["class"], "y": ["obs"], "class_posterior": ["obs", "class"]}
     if likelihood == "gaussian":
         dims["loc"] = ["class", "feature"]
         dims["precision"] = ["feature"] if shared_variance else ["class", "feature"]
@@ -617,6 +620,9 @@ class _BayesianClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise DataError("y", "class labels", "None",
                             f"{type(self).__name__} requires y to be passed, but the target y is None")
+        if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is raveled",
+                          DataConversionWarning, stacklevel=3)
         kind = type_of_target(np.asarray(y)) if not hasattr(y, "dtype") or y.dtype != object else "multiclass"
         if kind.startswith("continuous"):
             raise DataError("y", "class labels (discrete values)", "continuous values",
