@@ -72,10 +72,14 @@ class FilterResult(NamedTuple):
         log p(x_{0:T-1}), the marginal log-likelihood.
     filtered_probs : Array ``(T, K)`` or ``(B, T, K)``
         p(z_t | x_{0:t}). At padded steps it repeats the last valid row.
+    step_log_probs : Array ``(T,)`` or ``(B, T)``
+        log p(x_t | x_{0:t-1}), the one-step-ahead predictive log-densities; they sum to
+        ``log_prob`` (0 at missing and padded steps).
     """
 
     log_prob: jax.Array
     filtered_probs: jax.Array
+    step_log_probs: jax.Array
 
 
 class SmootherResult(NamedTuple):
@@ -206,7 +210,9 @@ def _finite_or_zero(x):
 
 
 def _seq_forward(log_pi, log_A, ll, valid, scaling, store=True):
-    """Normalised log filtered messages ``(T, K)`` (None unless ``store``) and log p(x).
+    """Normalised log filtered messages ``(T, K)``, log p(x) and the per-step terms ``(T,)``.
+
+    With ``store=False`` only log p(x) is computed (the messages and terms are None).
 
     The carried message is kept in its own representation (log or probability) and converted
     to log once, outside the scan.
@@ -244,13 +250,14 @@ def _seq_forward(log_pi, log_A, ll, valid, scaling, store=True):
         ll_t, v_t = inp
         new, c = update(predict(msg), ll_t)
         msg = jnp.where(v_t, new, msg)
-        total = total + jnp.where(v_t, c, jnp.zeros_like(c))
-        return (msg, total), (msg if store else None)
+        c = jnp.where(v_t, c, jnp.zeros_like(c))
+        return (msg, total + c), ((msg, c) if store else None)
 
-    (_, total), rest = lax.scan(step, (first, c0), (ll[1:], valid[1:]))
+    (_, total), out = lax.scan(step, (first, c0), (ll[1:], valid[1:]))
     if not store:
-        return None, total
-    return to_log(jnp.concatenate([first[None], rest], axis=0)), total
+        return None, total, None
+    rest, cs = out
+    return to_log(jnp.concatenate([first[None], rest], axis=0)), total, jnp.concatenate([c0[None], cs])
 
 
 def _seq_log_prob(log_pi, log_A, ll, valid, scaling):
@@ -306,7 +313,9 @@ def _assoc_forward(log_pi, log_A, ll, valid, scaling):
         row = jnp.log(P[:, 0, :])
     norm = logsumexp(row, axis=-1)
     log_filtered = row - _finite_or_zero(norm)[:, None]
-    return log_filtered, s[-1] + norm[-1]
+    cumulative = s + norm  # log p(x_{0:t})
+    steps = jnp.concatenate([cumulative[:1], jnp.diff(cumulative)])
+    return log_filtered, cumulative[-1], steps
 
 
 def _forward(log_pi, log_A, ll, valid, method, scaling):
@@ -371,8 +380,8 @@ def forward_filter(log_initial, log_transition, log_likelihoods, *, mask=None, l
     ll = _masked_ll(ll, observed)
 
     def single(ll_s, obs_s, valid_s):
-        log_filtered, total = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
-        return FilterResult(total, jnp.exp(log_filtered))
+        log_filtered, total, steps = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
+        return FilterResult(total, jnp.exp(log_filtered), steps)
 
     return _batched(single, ll, observed, valid)
 
@@ -436,12 +445,12 @@ def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None,
 
     def single(ll_s, obs_s, valid_s):
         if method == "sequential":
-            log_filtered, total = _seq_forward(log_pi, log_A, ll_s, valid_s, scaling)
+            log_filtered, total, _ = _seq_forward(log_pi, log_A, ll_s, valid_s, scaling)
             log_beta = _seq_backward(log_A, ll_s, valid_s, scaling)
             smoothed = _normalise_rows(log_filtered + log_beta)
         else:
             def f(offset):
-                log_filtered, total = _assoc_forward(log_pi, log_A, ll_s + offset, valid_s, scaling)
+                log_filtered, total, _ = _assoc_forward(log_pi, log_A, ll_s + offset, valid_s, scaling)
                 return total, log_filtered
 
             (total, log_filtered), smoothed = jax.value_and_grad(f, has_aux=True)(jnp.zeros_like(ll_s))
@@ -608,7 +617,7 @@ def ffbs(key, log_initial, log_transition, log_likelihoods, *, mask=None, length
     ll = _masked_ll(ll, observed)
 
     def single(ll_s, obs_s, valid_s, key_s):
-        log_filtered, total = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
+        log_filtered, total, _ = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
         if num_samples is None:
             paths = _backward_sample(key_s, log_filtered, log_A, valid_s, method)
         else:

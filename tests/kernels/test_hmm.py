@@ -93,10 +93,15 @@ def test_filtered_matches_brute_force_prefix():
     with jax.enable_x64(True):
         for method, scaling in VARIANTS:
             f = filt(log_pi, log_A, ll, method=method, scaling=scaling)
+            previous = 0.0
             for t in range(1, 6):
                 # filtering at t is smoothing on the prefix x_{0:t}
-                _, marg, _, _, _ = brute_force(log_pi, log_A, ll[:t])
+                total, marg, _, _, _ = brute_force(log_pi, log_A, ll[:t])
                 np.testing.assert_allclose(f.filtered_probs[t - 1], marg[-1], atol=1e-10)
+                # the one-step-ahead terms are differences of prefix log-likelihoods
+                np.testing.assert_allclose(f.step_log_probs[t - 1], total - previous, atol=1e-10)
+                previous = total
+            np.testing.assert_allclose(f.log_prob, previous, atol=1e-10)
 
 
 def test_missing_observations_are_marginalised():
