@@ -1264,3 +1264,345 @@ class BayesianNetwork:
     def write_bif(self, path: str | os.PathLike | None = None) -> str:
         """Same as :func:`write_bif`."""
         return write_bif(self, path)
+
+
+# ============================================================================================
+# Bayesian learning of the tables
+# ============================================================================================
+
+import numpyro  # noqa: E402  (the learning half needs NumPyro; the kernels above do not)
+import numpyro.distributions as dist  # noqa: E402
+from numpyro.distributions import constraints  # noqa: E402
+
+
+def _as_network(network: Any) -> BayesianNetwork:
+    """A :class:`BayesianNetwork`, or the name of a bundled one (``"asia"``, ``"alarm"``...)."""
+    if isinstance(network, BayesianNetwork):
+        return network
+    if isinstance(network, str):
+        from ..datasets.networks import load_network
+
+        return load_network(network)
+    raise DataError("network", "a BayesianNetwork or the name of a bundled network", repr(network))
+
+
+class BayesNetRows(dist.Distribution):
+    """Rows of all a network's variables, each missing entry summed out exactly.
+
+    A row is an integer vector with one code per node (in ``network.nodes`` order); ``-1``
+    marks a missing value. ``log_prob`` is ``log p(observed entries of the row)``: one table
+    look-up per node for a complete row, variable elimination (the contraction kernel of
+    :mod:`ppl_models.kernels.bayesnet`, planned once per network) for a row with missing
+    entries. ``sample`` draws complete rows forward.
+
+    Parameters
+    ----------
+    network : BayesianNetwork
+        The structure (its own tables are ignored).
+    cpts : sequence of Array
+        One table per node, in node order, shaped ``(*parent cardinalities, cardinality)``,
+        rows on the simplex.
+    has_missing : bool
+        ``False`` promises that no row has a ``-1`` (the cheap look-up path).
+    """
+
+    arg_constraints: dict = {}
+    pytree_data_fields = ("cpts",)
+    pytree_aux_fields = ("network", "has_missing", "_plan")
+
+    def __init__(self, network: BayesianNetwork, cpts: Sequence[jax.Array], *, has_missing: bool = True,
+                 validate_args: bool | None = None):
+        self.network = network
+        self.cpts = tuple(cpts)
+        self.has_missing = bool(has_missing)
+        self._plan = network._marginals_plan("auto")[0] if has_missing else None
+        self._max_card = max(len(s) for s in network.states.values())
+        super().__init__(batch_shape=(), event_shape=(len(network.nodes),), validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self):
+        return constraints.independent(constraints.integer_interval(-1, self._max_card - 1), 1)
+
+    def _parents(self) -> tuple:
+        idx = self.network._index
+        return tuple(tuple(idx[p] for p in self.network.parents[v]) for v in self.network.nodes)
+
+    def sample(self, key, sample_shape=()):
+        n = int(np.prod(sample_shape)) if sample_shape else 1
+        logs = [jnp.log(t) for t in self.cpts]
+        rows = ancestral_sample(key, logs, self._parents(), tuple(range(len(logs))), n)
+        return rows.reshape(tuple(sample_shape) + (len(logs),))
+
+    def log_prob(self, value):
+        value = jnp.asarray(value)
+        logs = [jnp.log(t) for t in self.cpts]
+        flat = value.reshape((-1, value.shape[-1]))
+        if not self.has_missing:
+            out = complete_log_likelihood(logs, self._parents(), flat)
+        else:
+            cards = tuple(len(self.network.states[v]) for v in self.network.nodes)
+            plan = self._plan
+
+            def row(codes):
+                return log_contract(plan, logs + evidence_log_vectors(codes, cards))
+
+            out = jax.vmap(row)(flat)
+        return out.reshape(value.shape[:-1])
+
+
+def _has_missing(obs: Any) -> bool:
+    if obs is None:
+        return False
+    if isinstance(obs, jax.core.Tracer):  # cannot look inside: take the general path
+        return True
+    return bool((np.asarray(obs) < 0).any())
+
+
+def cpt_site(node: str) -> str:
+    """The NumPyro site name of a node's table: ``cpt_<node>``."""
+    return f"cpt_{node}"
+
+
+def bayesnet_model(network: Any, obs: Any = None, num_rows: int | None = None,
+                   prior_concentration: float = 1.0, missing: bool | None = None):
+    """A discrete Bayesian network as a NumPyro program, with a Dirichlet prior on every CPT row.
+
+    Parameters
+    ----------
+    network : BayesianNetwork or str
+        The structure (a bundled network's name works); its tables are not used.
+    obs : array of int, shape (N, V), optional
+        Rows coded by :meth:`BayesianNetwork.encode` (``-1`` = missing, summed out exactly).
+        ``None`` simulates ``num_rows`` rows.
+    num_rows : int, optional
+        Rows to simulate when ``obs`` is ``None``.
+    prior_concentration : float
+        The Dirichlet concentration of every entry of every row (1 = uniform on the simplex).
+    missing : bool, optional
+        Whether ``obs`` has missing entries; default: looked up in ``obs`` (when it is traced,
+        e.g. in batched fits, assumed ``True`` unless given).
+
+    Sites
+    -----
+    ``cpt_<node>`` : shape (number of parent configurations, cardinality), in the plate
+    ``<node>_parents``; ``obs`` : shape (N, V), in the plate ``rows``.
+    """
+    net = _as_network(network)
+    tables = []
+    for v in net.nodes:
+        card = len(net.states[v])
+        pshape = tuple(len(net.states[p]) for p in net.parents[v])
+        n_cfg = int(np.prod(pshape)) if pshape else 1
+        with numpyro.plate(f"{v}_parents", n_cfg):
+            theta = numpyro.sample(cpt_site(v), dist.Dirichlet(jnp.full((card,), float(prior_concentration))))
+        tables.append(theta.reshape(pshape + (card,)))
+    if obs is None and num_rows is None:
+        raise DataError("num_rows", "the number of rows to simulate when obs is None", "None")
+    n = obs.shape[0] if obs is not None else int(num_rows)
+    has_missing = _has_missing(obs) if missing is None else bool(missing)
+    with numpyro.plate("rows", n):
+        numpyro.sample("obs", BayesNetRows(net, tables, has_missing=has_missing), obs=obs)
+
+
+def network_data(network: Any, data: pd.DataFrame, *, prior_concentration: float = 1.0):
+    """The :class:`~ppl_models.data.ModelData` of :func:`bayesnet_model` for a DataFrame.
+
+    Columns absent from ``data`` are missing in every row; NaN/None cells are missing.
+    """
+    from ..data import ModelData
+
+    net = _as_network(network)
+    codes = net.encode(data)
+    coords = {"rows": np.arange(len(codes)), "node": list(net.nodes)}
+    dims = {"obs": ["rows", "node"]}
+    for v in net.nodes:
+        coords[f"{v}_parents"] = _parent_labels(net, v)
+        coords[f"{v}_state"] = [str(s) for s in net.states[v]]
+        dims[cpt_site(v)] = [f"{v}_parents", f"{v}_state"]
+    return ModelData(kwargs={"network": net, "obs": codes, "prior_concentration": float(prior_concentration)},
+                     observed=("obs",), coords=coords, dims=dims, name=net.name,
+                     description=f"{net.name}: {len(codes)} rows, {int((codes < 0).sum())} missing values",
+                     extra={"network": net})
+
+
+def _parent_labels(net: BayesianNetwork, v: str) -> list[str]:
+    pa = net.parents[v]
+    if not pa:
+        return ["-"]
+    return [",".join(f"{p}={net.states[p][i]}" for p, i in zip(pa, idx))
+            for idx in np.ndindex(*(len(net.states[p]) for p in pa))]
+
+
+def count_table(net: BayesianNetwork, codes: np.ndarray, node: str) -> np.ndarray:
+    """Counts ``(*parent cards, card)`` of a node and its parents over the rows where they are
+    all observed."""
+    idx = net._index
+    cols = [idx[p] for p in net.parents[node]] + [idx[node]]
+    shape = tuple(len(net.states[u]) for u in net.parents[node]) + (len(net.states[node]),)
+    sub = codes[:, cols]
+    ok = (sub >= 0).all(axis=1)
+    counts = np.zeros(shape)
+    np.add.at(counts, tuple(sub[ok].T), 1.0)
+    return counts
+
+
+class CPTPosterior:
+    """Posterior draws of a network's tables, and queries with credible intervals.
+
+    Attributes
+    ----------
+    network : BayesianNetwork
+        The structure (with the tables it was declared with).
+    fit : ppl_models.fit.Fit
+        The fit (NUTS/SVI, or exact conjugate draws).
+    tables : dict
+        ``node -> array (draws, *parent cards, card)``.
+    """
+
+    def __init__(self, network: BayesianNetwork, fit: Any):
+        self.network = network
+        self.fit = fit
+        samples = fit.get_samples()
+        self.tables = {}
+        for v in network.nodes:
+            pshape = tuple(len(network.states[p]) for p in network.parents[v])
+            a = np.asarray(samples[cpt_site(v)])
+            self.tables[v] = a.reshape((a.shape[0],) + pshape + (len(network.states[v]),))
+
+    @property
+    def num_draws(self) -> int:
+        return next(iter(self.tables.values())).shape[0]
+
+    def mean_network(self) -> BayesianNetwork:
+        """The network with every table replaced by its posterior mean."""
+        means = {v: t.mean(axis=0) for v, t in self.tables.items()}
+        means = {v: m / m.sum(axis=-1, keepdims=True) for v, m in means.items()}
+        return self.network.with_cpts(means, name=f"{self.network.name}_posterior_mean")
+
+    def cpt_summary(self, node: str, ci_prob: float = 0.89) -> pd.DataFrame:
+        """Posterior mean, sd and equal-tailed interval of every entry of ``node``'s table."""
+        self.network._check_node(node, "node")
+        t = self.tables[node]
+        lo, hi = np.quantile(t, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+        net = self.network
+        pa = net.parents[node]
+        rows = []
+        for idx in np.ndindex(*t.shape[1:]):
+            rec = {p: net.states[p][i] for p, i in zip(pa, idx[:-1])}
+            rec[node] = net.states[node][idx[-1]]
+            rec.update(mean=t[(slice(None),) + idx].mean(), sd=t[(slice(None),) + idx].std(ddof=1),
+                       lower=lo[idx], upper=hi[idx])
+            rows.append(rec)
+        return pd.DataFrame(rows).set_index(list(pa) + [node])
+
+    def query(self, target: str, evidence: Mapping[str, Any] | None = None, *, ci_prob: float = 0.89,
+              max_draws: int | None = None) -> pd.DataFrame:
+        """``p(target | evidence)`` under each posterior draw of the tables, summarized.
+
+        Parameters
+        ----------
+        target : str
+        evidence : dict, optional
+        ci_prob : float
+            Mass of the equal-tailed credible interval.
+        max_draws : int, optional
+            Use at most this many draws (evenly thinned).
+
+        Returns
+        -------
+        DataFrame
+            Index: the target's states; columns ``mean``, ``sd``, ``lower``, ``upper`` and
+            ``plug_in`` (the answer of the posterior-mean tables).
+        """
+        net = self.network
+        target = net._check_targets(target)[0]
+        frame = net._evidence_frame(evidence)
+        ev_nodes, codes, index = net._encode_evidence(frame)
+        codes_all = net._all_codes(ev_nodes, codes)[0]
+        plan, factors = net._marginals_plan("auto")
+        step = 1 if max_draws is None or self.num_draws <= max_draws else self.num_draws // max_draws
+        with np.errstate(divide="ignore"):
+            logs = [jnp.asarray(np.log(self.tables[v][::step])) for v in factors]
+        cap = net._chunk_cap(plan, "grad", None)
+        fn = _compiled_draw_marginals(plan, len(factors))
+        probs = []
+        n = logs[0].shape[0]
+        for start in range(0, n, cap):
+            res = fn([lg[start:start + cap] for lg in logs], jnp.asarray(codes_all))
+            probs.append(np.asarray(res.marginals[net._index[target]]))
+            if not np.all(np.isfinite(np.asarray(res.log_evidence))):
+                net._raise_impossible(np.asarray(res.log_evidence), index.repeat(len(res.log_evidence)), frame)
+        p = np.concatenate(probs)
+        lo, hi = np.quantile(p, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+        plug = self.mean_network().query(target, evidence)["probability"].to_numpy()
+        return pd.DataFrame({"mean": p.mean(axis=0), "sd": p.std(axis=0, ddof=1), "lower": lo,
+                             "upper": hi, "plug_in": plug},
+                            index=pd.Index(list(net.states[target]), name=target))
+
+
+@lru_cache(maxsize=64)
+def _compiled_draw_marginals(plan: ContractionPlan, num_factors: int):
+    """``jit(vmap(node_marginals))`` over draws of the tables, for one evidence set."""
+    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+
+    def one(log_factors, ev_values):
+        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, ev_cards))
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_concentration: float = 1.0,
+             seed: int = 0, num_draws: int = 1000, **fit_kwargs) -> CPTPosterior:
+    """The posterior of a network's tables given a DataFrame of observations.
+
+    Parameters
+    ----------
+    network : BayesianNetwork or str
+        The structure (its tables are ignored).
+    data : DataFrame
+        Columns named by nodes, values state names; NaN/None where missing (summed out
+        exactly in the likelihood).
+    method : {"exact", "nuts", "hmc", "svi", "map"}
+        ``"exact"``: the conjugate posterior (independent Dirichlet rows with the counts
+        added), drawn directly; complete data only. The others run
+        :func:`ppl_models.fit` on :func:`bayesnet_model`.
+    prior_concentration : float
+        Dirichlet concentration of every table entry.
+    seed : int
+    num_draws : int
+        Draws for ``"exact"``.
+    **fit_kwargs
+        Passed to :func:`ppl_models.fit` (``num_chains``, ``num_warmup``, ``num_samples``,
+        ``num_steps``, ``learning_rate``, ...).
+
+    Returns
+    -------
+    CPTPosterior
+    """
+    from ..fit import Fit
+    from ..inference import fit as run_fit
+
+    net = _as_network(network)
+    md = network_data(net, data, prior_concentration=prior_concentration)
+    if str(method).lower() == "exact":
+        codes = md.kwargs["obs"]
+        if (codes < 0).any():
+            raise DataError("data", "complete rows for method='exact' (no missing values)",
+                            f"{int((codes < 0).sum())} missing value(s)",
+                            "use method='nuts' or 'svi', which sum missing values out")
+        rng = np.random.default_rng(seed)
+        samples = {}
+        for v in net.nodes:
+            counts = count_table(net, codes, v)
+            alpha = counts.reshape(-1, counts.shape[-1]) + prior_concentration
+            g = rng.gamma(alpha, size=(num_draws,) + alpha.shape)
+            samples[cpt_site(v)] = (g / g.sum(axis=-1, keepdims=True))[None]
+        result = Fit.from_samples(bayesnet_model, md.kwargs, samples, method="exact",
+                                  observed=("obs",), coords=md.coords, dims=md.dims)
+        return CPTPosterior(net, result)
+    result = run_fit(bayesnet_model, md, method=method, seed=seed, **fit_kwargs)
+    return CPTPosterior(net, result)
+
+
+__all__ += ["BayesNetRows", "bayesnet_model", "network_data", "fit_cpts", "CPTPosterior",
+            "count_table", "cpt_site", "read_bif", "MarginalsResult", "node_marginals"]
