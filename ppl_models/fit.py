@@ -26,6 +26,7 @@ from .errors import DataError, PPLModelsError
 __all__ = ["Fit", "load_fit", "model_reference", "resolve_reference"]
 
 _ATTR_PREFIX = "ppl_models_"
+_RESUME_GROUP = "ppl_models_resume_state"
 
 
 def model_reference(model: Callable) -> str | None:
@@ -114,6 +115,8 @@ class Fit:
         self._mcmc = None
         self._guide = None
         self._log_lik: dict[str, np.ndarray] | None = None
+        # the sampler's last state (leaves of NumPyro's HMCState), so that a run can go on
+        self.resume_state: list[np.ndarray] | None = None
         self._tree = None
 
     # ------------------------------------------------------------------ construction
@@ -283,7 +286,7 @@ class Fit:
         return ds
 
     def to_arviz(self, *, prior: bool | int = False, posterior_predictive: bool = False,
-                 log_likelihood: bool = True, seed: int = 0):
+                 log_likelihood: bool = True, seed: int = 0, _with_resume_state: bool = False):
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: posterior, sample_stats (MCMC), log_likelihood (unless ``log_likelihood=False``),
@@ -321,6 +324,10 @@ class Fit:
                 groups["prior"] = self._group(pri)
             if pp:
                 groups["prior_predictive"] = self._group(pp)
+        if self.resume_state and _with_resume_state:
+            groups[_RESUME_GROUP] = xr.Dataset(
+                {f"leaf_{i:03d}": xr.DataArray(np.asarray(v), dims=[f"leaf_{i:03d}_dim_{j}" for j in range(np.ndim(v))])
+                 for i, v in enumerate(self.resume_state)})
         attrs = self._attrs()
         for ds in groups.values():
             ds.attrs.update({"created_by": "ppl_models", "inference_method": self.method})
@@ -387,10 +394,14 @@ class Fit:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, *, posterior_predictive: bool = False, prior: bool | int = False) -> Path:
-        """Write the fit to netCDF atomically (a temporary file, then a rename)."""
+        """Write the fit to netCDF atomically (a temporary file, then a rename).
+
+        The file is an ArviZ DataTree; it also keeps the sampler's last state (its own group),
+        so ``fit(model, data, resume=load_fit(path))`` can continue the chains later.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tree = self.to_arviz(posterior_predictive=posterior_predictive, prior=prior)
+        tree = self.to_arviz(posterior_predictive=posterior_predictive, prior=prior, _with_resume_state=True)
         tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
@@ -475,4 +486,7 @@ def load_fit(path: str | os.PathLike, model: Callable | None = None) -> Fit:
     ll = ds_dict("log_likelihood")
     if ll:
         fit._log_lik = ll
+    if _RESUME_GROUP in tree.children:
+        st = ds_dict(_RESUME_GROUP)
+        fit.resume_state = [st[k] for k in sorted(st)]
     return fit

@@ -96,6 +96,7 @@ def fit(
     observed: tuple[str, ...] | list[str] | None = None,
     coords: dict[str, Any] | None = None,
     dims: dict[str, list[str]] | None = None,
+    resume: Fit | None = None,
 ) -> Fit:
     """Condition ``model`` on ``data`` and return the posterior as a :class:`Fit`.
 
@@ -141,6 +142,11 @@ def fit(
     coords, dims : dict, optional
         ArviZ coordinates and per-site dimension names; they add to those of a ``ModelData``
         and to the names inferred from plates.
+    resume : Fit, optional
+        A NUTS/HMC fit (in memory, or loaded with :func:`~ppl_models.load_fit`) to continue:
+        each chain goes on from its last state with its adapted step size and mass matrix,
+        without new warm-up, for ``num_samples`` more draws, which are appended. Continuing
+        N draws after N gives exactly the draws of one run of 2N with the same seed.
 
     Returns
     -------
@@ -188,8 +194,11 @@ def fit(
         cm = chain_method or default_chain_method(num_chains)
         mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples * thinning,
                     num_chains=num_chains, thinning=thinning, chain_method=cm, progress_bar=show)
+        run_key = key
+        if resume is not None:
+            run_key = _restore_state(resume, kernel, mcmc, method_l, num_chains, kwargs)
         t0 = time.perf_counter()
-        mcmc.run(key, extra_fields=_EXTRA_FIELDS, **_device_arrays(kwargs))
+        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **_device_arrays(kwargs))
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         jax.block_until_ready(samples)
         info["sampling_seconds"] = time.perf_counter() - t0
@@ -197,10 +206,19 @@ def fit(
         stats = _sample_stats(extra)
         info.update(num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
                     thinning=thinning, chain_method=cm, target_accept_prob=target_accept_prob)
+        if resume is not None:
+            samples = {k: np.concatenate([resume.samples[k], v], axis=1) for k, v in samples.items()}
+            stats = {k: np.concatenate([resume.sample_stats[k], v], axis=1) for k, v in stats.items()
+                     if k in resume.sample_stats}
+            info.update(num_warmup=resume.info.get("num_warmup", num_warmup),
+                        num_samples=int(next(iter(samples.values())).shape[1]),
+                        resumed_from_draws=resume.num_draws,
+                        sampling_seconds=info["sampling_seconds"] + resume.info.get("sampling_seconds", 0.0))
         result = Fit(model=model, data=kwargs, method=method_l, samples=samples, sample_stats=stats,
                      sites=sites, observed=tuple(obs_names), coords=coords_all, dims=dims_all,
                      info=info)
         result._mcmc = mcmc
+        result.resume_state = [np.asarray(x) for x in jax.tree_util.tree_leaves(mcmc.last_state)]
         return result
 
     # --- SVI and MAP -------------------------------------------------------------------------
@@ -245,6 +263,30 @@ def fit(
     result.svi_losses = losses
     result._guide = guide_obj
     return result
+
+
+def _restore_state(resume: Fit, kernel: Any, mcmc: MCMC, method: str, num_chains: int,
+                   kwargs: dict[str, Any]) -> Any:
+    """Put ``resume``'s last sampler state into ``mcmc``; return the key to run with."""
+    if not isinstance(resume, Fit):
+        raise DataError("resume", "a Fit from a NUTS/HMC run", describe(resume))
+    if resume.method != method:
+        raise DataError("resume", f"a fit made with method={method!r}", f"method={resume.method!r}")
+    if resume.num_chains != num_chains:
+        raise DataError("num_chains", f"{resume.num_chains} (as in the fit being resumed)", num_chains)
+    if not getattr(resume, "resume_state", None):
+        raise DataError("resume", "a fit that kept its last sampler state (made by this version)",
+                        "a fit without one")
+    # The state's structure comes from initialising the same kernel once; its values are the
+    # saved leaves (each with a leading chain axis when there are several chains).
+    proto = kernel.init(jax.random.PRNGKey(0), 0, None, (), _device_arrays(kwargs))
+    treedef = jax.tree_util.tree_structure(proto)
+    leaves = [jnp.asarray(x) for x in resume.resume_state]
+    if treedef.num_leaves != len(leaves):
+        raise DataError("resume", "a fit of the same model and data", "a sampler state of another shape")
+    state = jax.tree_util.tree_unflatten(treedef, leaves)
+    mcmc.post_warmup_state = state
+    return state.rng_key
 
 
 def _sample_stats(extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

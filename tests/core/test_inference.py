@@ -155,3 +155,19 @@ def test_bad_data_is_reported():
         pm.fit(beta_bernoulli, [1, 2, 3])
     with pytest.raises(DataError, match="argument `data`"):
         pm.fit(beta_bernoulli, {"y": Y, "not_an_argument": 1})
+
+
+def test_resume_continues_the_chains_exactly(tmp_path):
+    whole = pm.fit(beta_bernoulli, {"y": Y}, num_chains=2, num_warmup=200, num_samples=400, seed=9)
+    first = pm.fit(beta_bernoulli, {"y": Y}, num_chains=2, num_warmup=200, num_samples=200, seed=9)
+    # through the file, as after an interrupted session
+    path = first.save(tmp_path / "first.nc")
+    more = pm.fit(beta_bernoulli, {"y": Y}, num_chains=2, num_warmup=200, num_samples=200, seed=9,
+                  resume=pm.load_fit(path))
+    assert more.samples["p"].shape == (2, 400)
+    np.testing.assert_array_equal(more.samples["p"], whole.samples["p"])
+    assert more.info["resumed_from_draws"] == 200
+    with pytest.raises(DataError, match="num_chains"):
+        pm.fit(beta_bernoulli, {"y": Y}, num_chains=3, num_samples=10, resume=first)
+    with pytest.raises(DataError, match="resume"):
+        pm.fit(beta_bernoulli, {"y": Y}, method="hmc", num_chains=2, num_samples=10, resume=first)
