@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..data import as_float_matrix, as_int_array, as_labels, describe
 from ..errors import DataError, ModelError
+from ..queries import conditional
 
 __all__ = [
     "LIKELIHOODS",
@@ -144,12 +145,9 @@ def _xp(*arrays):
 
 
 def _normalize_log(log_joint, axis: int = -1):
-    """p(y | x) from log p(x, y): exp(log_joint − logsumexp over ``axis``)."""
-    # Private until ppl_models.queries.conditional lands; then this delegates to it.
+    """p(y | x) from log p(x, y): Bayes' rule as the toolkit's one normalisation of a joint."""
     xp = _xp(log_joint)
-    shifted = log_joint - xp.max(log_joint, axis=axis, keepdims=True)
-    prob = xp.exp(shifted)
-    return prob / xp.sum(prob, axis=axis, keepdims=True)
+    return xp.exp(conditional(log_joint, axis, log=True))
 
 
 def _logsumexp(a, axis: int = -1):
