@@ -621,7 +621,12 @@ class _BayesianClassifier(ClassifierMixin, BaseEstimator):
         if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected; it is raveled",
                           DataConversionWarning, stacklevel=3)
-        kind = type_of_target(np.asarray(y)) if not hasattr(y, "dtype") or y.dtype != object else "multiclass"
+        arr = np.asarray(y)
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+            bad = int((~np.isfinite(arr)).sum())
+            raise DataError("y", "finite labels (no NaN or inf)", f"{bad} non-finite label(s)",
+                            "Input y contains NaN or infinity.")
+        kind = type_of_target(arr) if arr.dtype != object else "multiclass"
         if kind.startswith("continuous"):
             raise DataError("y", "class labels (discrete values)", "continuous values",
                             f"Unknown label type: {kind}; a classifier needs discrete labels")
@@ -811,7 +816,7 @@ class BayesianNaiveBayes(_BayesianClassifier):
 
             options = (dict(num_chains=int(self.num_chains), num_warmup=int(self.num_warmup),
                             num_samples=int(self.num_samples)) if self.method == "nuts"
-                       else dict(num_steps=int(self.num_steps), num_samples=int(self.num_samples)))
+                       else dict(num_steps=int(self.num_steps), num_posterior_draws=int(self.num_samples)))
             self._fit = _fit(naive_bayes, kwargs, method=self.method, seed=seed, coords=coords, dims=dims,
                              progress_bar=False, **options)
             self.samples_ = {k: np.asarray(v) for k, v in self._fit.get_samples().items() if k in _PARAM_SITES}

@@ -248,3 +248,31 @@ def test_labels_outside_classes_and_one_class(fitted):
         lr.BayesianLogisticRegression(method="laplace").fit(df, np.zeros(200))
     with pytest.raises(DataError, match="argument `method`"):
         lr.BayesianLogisticRegression(method="gibbs").fit(df, y)
+
+
+# ------------------------------------------------------------------ loaders (shared with naive Bayes)
+def test_loaders_shapes_coords_and_subsets():
+    from ppl_models.datasets import sklearn_sets as ds
+
+    bc = ds.load_breast_cancer()
+    assert bc.kwargs["X"].shape == (569, 30) and bc.observed == ("y",)
+    np.testing.assert_allclose(bc.kwargs["X"].mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(bc.kwargs["X"].std(0), 1.0)
+    assert bc.coords["feature"][0] == "mean radius"
+    wine = ds.load_wine(num_rows=45, seed=1)
+    assert wine.kwargs["X"].shape == (45, 13) and wine.kwargs["num_classes"] == 3
+    assert set(np.unique(wine.kwargs["y"])) == {0, 1, 2} and wine.coords["class"] == ["class_1", "class_2"]
+    dig = ds.load_digits(digits=[3, 8], num_rows=40)
+    assert dig.observed == ("X", "y") and dig.kwargs["num_features"] == 64
+    assert set(np.unique(dig.kwargs["X"])) <= {0.0, 1.0} and dig.coords["class"] == ["3", "8"]
+    # The same program runs on what each loader gives (forward simulation included).
+    from ppl_models.models.naive_bayes import naive_bayes
+
+    prior = pm.sample_prior(naive_bayes, {**dig.without_observed(), "likelihood": "bernoulli"}, num_samples=2, seed=0)
+    assert np.asarray(prior["X"]).shape[-2:] == (40, 64)
+    with pytest.raises(DataError, match="argument `num_rows`"):
+        ds.load_wine(num_rows=1)
+    with pytest.raises(DataError, match="argument `model`"):
+        ds.load_breast_cancer(model="svm")
+    with pytest.raises(DataError, match="argument `digits`"):
+        ds.load_digits(digits=[3])

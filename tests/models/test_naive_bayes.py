@@ -368,3 +368,13 @@ def test_bernoulli_needs_binary_features():
     X, y = _labelled("gaussian")
     with pytest.raises(DataError, match="argument `X`: expected binary features"):
         nb.BayesianNaiveBayes(likelihood="bernoulli").fit(X, y)
+
+
+def test_non_finite_labels_and_continuous_target():
+    X, y = _labelled("gaussian")
+    yf = y.astype(float)
+    yf[2] = np.nan
+    with pytest.raises(DataError, match="argument `y`: expected finite labels"):
+        nb.BayesianNaiveBayes().fit(X, yf)
+    with pytest.raises(DataError, match="argument `y`: expected class labels"):
+        nb.BayesianNaiveBayes().fit(X, np.linspace(0, 1, len(y)))
