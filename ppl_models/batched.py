@@ -37,6 +37,7 @@ def fit_many(
     dense_mass: bool = False,
     init_radius: float = 2.0,
     chunk_size: int | None = None,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Fit ``model`` to ``B`` data sets at once with NUTS (one chain each).
 
@@ -56,6 +57,8 @@ def fit_many(
         Per chain; ``num_samples`` draws are kept after thinning.
     chunk_size : int, optional
         Run the ``B`` fits in chunks of this many (memory); all chunks share one compilation.
+    progress : bool
+        A progress bar over chunks (one compiled call cannot report progress from inside).
 
     Returns
     -------
@@ -113,7 +116,12 @@ def fit_many(
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), B)
     step = B if chunk_size is None else max(1, int(chunk_size))
     pieces: list[tuple[dict, Any]] = []
-    for start in range(0, B, step):
+    starts = range(0, B, step)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"{B} NUTS fits", unit="chunk")
+    for start in starts:
         stop = min(B, start + step)
         idx = np.arange(start, stop)
         if len(idx) < step:  # pad the last chunk so every chunk reuses one compilation

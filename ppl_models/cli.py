@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--out", help="directory for sbc.csv and sbc.png")
     chk.add_argument("--replications", type=int)
     chk.add_argument("--seed", type=int)
+    chk.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     smp = sub.add_parser("sample", help="forward-sample an entry's model (prior and synthetic data)")
     smp.add_argument("entry")
@@ -93,7 +94,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .runner import check_entry
 
     card = load_card(args.entry)
-    res = check_entry(card, args.out, num_replications=args.replications, seed=args.seed, echo=_echo)
+    res = check_entry(card, args.out, num_replications=args.replications, seed=args.seed, echo=_echo,
+                      progress=sys.stderr.isatty() and not args.no_progress)
     print(str(res))
     return 0 if res.passed else 1
 

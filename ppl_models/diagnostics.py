@@ -357,6 +357,8 @@ def sbc(
         that SBC detects a wrong model: the ranks are then not uniform.
     alpha : float
         Family-wise level over all components and both tests (Bonferroni).
+    progress : bool
+        Show a progress bar (the replications then run in ten chunks).
     """
     import jax
 
@@ -386,8 +388,10 @@ def sbc(
     batched = {k: prior[obs_site_for[k]] for k in obs_names}
     static = {k: v for k, v in kwargs.items() if k not in obs_names}
     thin = thin if thin is not None else max(1, num_samples // 100)
+    if progress and chunk_size is None:
+        chunk_size = max(1, num_replications // 10)
     draws = fit_many(model, batched, static, seed=seed + 7, num_warmup=num_warmup, num_samples=num_samples,
-                     target_accept_prob=target_accept_prob, chunk_size=chunk_size)
+                     target_accept_prob=target_accept_prob, chunk_size=chunk_size, progress=progress)
     jax.block_until_ready(draws)
     divergences = int(draws["diverging"].sum())
     L = len(range(0, num_samples, thin))

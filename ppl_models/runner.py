@@ -159,7 +159,8 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_entry(card: Card, out: str | Path | None = None, *, num_replications: int | None = None,
-                seed: int | None = None, echo: Callable[[str], None] = lambda s: None) -> SBCResult:
+                seed: int | None = None, echo: Callable[[str], None] = lambda s: None,
+                progress: bool = False) -> SBCResult:
     """Simulation-based calibration of a card's model at the card's small ``[check]`` settings."""
     chk = dict(card.check)
     md = card.load_data(**dict(chk.pop("data_args", {})))
@@ -170,7 +171,7 @@ def check_entry(card: Card, out: str | Path | None = None, *, num_replications: 
                                   "chunk_size", "target_accept_prob") if k in chk}
     echo(f"SBC of {card.name}: {reps} replications, {kwargs}")
     result = sbc(model, md, num_replications=reps, seed=int(seed if seed is not None else chk.get("seed", 0)),
-                 **kwargs)
+                 progress=progress, **kwargs)
     if out is not None:
         out = Path(out)
         atomic_write(out / "sbc.csv", lambda p: result.table.to_csv(p))
