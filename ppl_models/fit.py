@@ -206,12 +206,15 @@ class Fit:
         return self._log_lik
 
     def predict(self, new_data: Mapping[str, Any] | None = None, *, seed: int = 0,
-                num_samples: int | None = None, return_sites: list[str] | None = None) -> dict[str, np.ndarray]:
+                num_samples: int | None = None, return_sites: list[str] | None = None,
+                batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws, ``(chain, draw, ...)`` per observed site.
 
         ``new_data`` replaces keyword arguments (new covariates, a new sequence length); the
         observed arguments are set to ``None`` so the program samples them. ``num_samples``
-        thins the posterior to about that many draws in all.
+        thins the posterior to about that many draws in all. ``batch_size`` runs the program
+        on that many draws at a time, so peak memory holds one chunk's intermediates, not all
+        draws' (the result itself is still assembled in full).
         """
         from numpyro.infer import Predictive
 
@@ -240,8 +243,17 @@ class Fit:
             latent = {k: v[::stride] for k, v in latent.items()}
             n_chain, n_draw = 1, next(iter(latent.values())).shape[0]
         sites = return_sites or list(self.sites.observed if self.sites else self.observed)
-        out = Predictive(model, posterior_samples=latent, return_sites=sites)(jax.random.PRNGKey(seed), **device_kwargs(kwargs))
-        return {k: np.asarray(v).reshape((n_chain, n_draw) + np.shape(v)[1:]) for k, v in out.items()}
+        total = next(iter(latent.values())).shape[0]
+        step = total if batch_size is None else max(1, int(batch_size))
+        dev = device_kwargs(kwargs)
+        pieces: list[dict[str, np.ndarray]] = []
+        for i, start in enumerate(range(0, total, step)):
+            part = {k: v[start:start + step] for k, v in latent.items()}
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), i) if step < total else jax.random.PRNGKey(seed)
+            out = Predictive(model, posterior_samples=part, return_sites=sites)(key, **dev)
+            pieces.append({k: np.asarray(v) for k, v in out.items()})
+        out = {k: np.concatenate([p[k] for p in pieces], axis=0) for k in pieces[0]}
+        return {k: v.reshape((n_chain, n_draw) + v.shape[1:]) for k, v in out.items()}
 
     # ------------------------------------------------------------------ ArviZ
     def _dims_for(self, name: str, value: np.ndarray, sample_axes: int = 2) -> list[str]:

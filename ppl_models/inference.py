@@ -97,6 +97,7 @@ def fit(
     coords: dict[str, Any] | None = None,
     dims: dict[str, list[str]] | None = None,
     resume: Fit | None = None,
+    shard: list[str] | tuple[str, ...] | None = None,
 ) -> Fit:
     """Condition ``model`` on ``data`` and return the posterior as a :class:`Fit`.
 
@@ -142,6 +143,11 @@ def fit(
     coords, dims : dict, optional
         ArviZ coordinates and per-site dimension names; they add to those of a ``ModelData``
         and to the names inferred from plates.
+    shard : sequence of str, optional
+        Keyword arguments (data arrays) to split by rows across the devices
+        (:func:`ppl_models.scale.shard_rows`), so the likelihood runs data-parallel inside the
+        jitted potential. Chains then default to ``"vectorized"`` (the devices hold the data,
+        not one chain each).
     resume : Fit, optional
         A NUTS/HMC fit (in memory, or loaded with :func:`~ppl_models.load_fit`) to continue:
         each chain goes on from its last state with its adapted step size and mass matrix,
@@ -181,6 +187,15 @@ def fit(
     init = init_strategy if init_strategy is not None else init_to_median(num_samples=15)
     key = jax.random.PRNGKey(seed)
     info: dict[str, Any] = {"method": method_l, "seed": seed}
+    run_data = dict(kwargs)
+    if shard:
+        from .scale import shard_rows
+
+        run_data = shard_rows(kwargs, list(shard))
+        info["sharded"] = ",".join(shard)
+        info["num_devices"] = jax.device_count()
+        if chain_method is None:
+            chain_method = "vectorized"
     show = _progress(progress_bar)
 
     if method_l in ("nuts", "hmc"):
@@ -198,7 +213,7 @@ def fit(
         if resume is not None:
             run_key = _restore_state(resume, kernel, mcmc, method_l, num_chains, kwargs)
         t0 = time.perf_counter()
-        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **_device_arrays(kwargs))
+        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **_device_arrays(run_data))
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         jax.block_until_ready(samples)
         info["sampling_seconds"] = time.perf_counter() - t0
@@ -235,7 +250,7 @@ def fit(
     opt = optimizer if optimizer is not None else numpyro.optim.Adam(
         step_size=lambda i: learning_rate * decay ** i)
     svi = SVI(model, guide_obj, opt, loss=loss if loss is not None else Trace_ELBO())
-    run_kwargs = _device_arrays(kwargs)
+    run_kwargs = _device_arrays(run_data)
     if subsample_size is not None:
         run_kwargs["subsample_size"] = _positive_int("subsample_size", subsample_size)
     k_run, k_draw = jax.random.split(key)

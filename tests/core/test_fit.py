@@ -139,3 +139,16 @@ def test_from_samples_fills_deterministic_sites(data):
                                rtol=1e-4, atol=1e-6)
     with pytest.raises(pm.DataError, match="samples"):
         pm.Fit.from_samples(linear, data.kwargs, {"a": samples["a"]}, method="exact")
+
+
+def test_predict_and_log_likelihood_in_chunks(lin_fit):
+    import copy
+
+    full = lin_fit.log_likelihood()["y"]
+    chunked = copy.copy(lin_fit)
+    chunked._log_lik = None
+    np.testing.assert_allclose(chunked.log_likelihood(batch_size=70)["y"], full, rtol=1e-6)
+    pred = lin_fit.predict(seed=0, batch_size=100)["y"]
+    assert pred.shape == (2, 300, 60)
+    # chunks use different keys but the same predictive distribution
+    np.testing.assert_allclose(pred.mean(axis=(0, 1)), lin_fit.get_samples()["mu"].mean(axis=0), atol=0.1)
