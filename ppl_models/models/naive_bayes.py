@@ -49,7 +49,7 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from ..data import as_float_matrix, as_int_array, as_labels, describe
+from ..data import as_float_matrix, as_int_array, as_labels
 from ..errors import DataError, ModelError
 from ..queries import conditional
 
