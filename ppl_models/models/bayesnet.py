@@ -34,6 +34,9 @@ import pandas as pd
 from ..errors import DataError, ModelError, QueryError
 from ..kernels.bayesnet import (  # noqa: F401  (re-exported: bayesnet.plan_contraction works)
     ContractionPlan,
+    absorb_evidence,
+    evidence_indicators,
+    scaled_contract,
     ContractionTooLargeError,
     MPEResult,
     QueryResult,
@@ -464,21 +467,25 @@ def _compiled_query(plan: ContractionPlan, num_factors: int):
 
 @lru_cache(maxsize=256)
 def _compiled_mpe(plan: ContractionPlan, num_factors: int):
-    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+    """``jit(vmap(max_contract))``; the plan's operands are the CPTs, one per node in order."""
+    cards = tuple(plan.cardinalities[vs[-1]] for vs in plan.operand_vars)
 
     def one(log_factors, ev_values):
-        return max_contract(plan, list(log_factors) + evidence_log_vectors(ev_values, ev_cards))
+        return max_contract(plan, absorb_evidence(log_factors, evidence_log_vectors(ev_values, cards)))
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0)))
 
 
 @lru_cache(maxsize=64)
 def _compiled_marginals(plan: ContractionPlan, num_factors: int):
-    """``jit(vmap(node_marginals))``: every node's marginal under any evidence pattern."""
-    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+    """``jit(vmap(node_marginals))``: every node's marginal under any evidence pattern.
+
+    The plan's operands are the CPTs, one per node in node order; the evidence is absorbed.
+    """
+    cards = tuple(plan.cardinalities[vs[-1]] for vs in plan.operand_vars)
 
     def one(log_factors, ev_values):
-        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, ev_cards))
+        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, cards), absorbed=True)
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0)))
 
@@ -969,9 +976,10 @@ class BayesianNetwork:
         return res.log_evidence, res.log_posterior
 
     def _marginals_plan(self, optimize: str):
+        """The plan over all CPTs (node order) with no output: evidence is absorbed into them."""
         key = ("marginals", optimize)
         if key not in self._plans:
-            self._plans[key] = self._plan([], self.nodes, optimize, prune=False)
+            self._plans[key] = self._plan([], [], optimize, prune=False)
         return self._plans[key]
 
     def _batched_marginals(self, codes_all: np.ndarray, optimize: str, memory_limit):
@@ -1335,16 +1343,19 @@ class BayesNetRows(dist.Distribution):
 
     def log_prob(self, value):
         value = jnp.asarray(value)
-        logs = [jnp.log(t) for t in self.cpts]
         flat = value.reshape((-1, value.shape[-1]))
         if not self.has_missing:
-            out = complete_log_likelihood(logs, self._parents(), flat)
+            out = complete_log_likelihood([jnp.log(t) for t in self.cpts], self._parents(), flat)
         else:
             cards = tuple(len(self.network.states[v]) for v in self.network.nodes)
             plan = self._plan
+            tables = list(self.cpts)
 
             def row(codes):
-                return log_contract(plan, logs + evidence_log_vectors(codes, cards))
+                # linear space: the tables are probabilities already, the evidence 0/1
+                dtype = tables[0].dtype
+                return scaled_contract(plan, absorb_evidence(tables, evidence_indicators(codes, cards, dtype),
+                                                             log_space=False))
 
             out = jax.vmap(row)(flat)
         return out.reshape(value.shape[:-1])
@@ -1543,10 +1554,10 @@ class CPTPosterior:
 @lru_cache(maxsize=64)
 def _compiled_draw_marginals(plan: ContractionPlan, num_factors: int):
     """``jit(vmap(node_marginals))`` over draws of the tables, for one evidence set."""
-    ev_cards = tuple(plan.cardinalities[vs[0]] for vs in plan.operand_vars[num_factors:])
+    cards = tuple(plan.cardinalities[vs[-1]] for vs in plan.operand_vars)
 
     def one(log_factors, ev_values):
-        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, ev_cards))
+        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, cards), absorbed=True)
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 

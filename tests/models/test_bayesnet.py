@@ -371,3 +371,141 @@ def test_query_errors_name_the_node_and_value(asia):
         asia.query("asia", {"tub": "yes", "either": "no"})
     with pytest.raises(DataError, match=r"data\['smoke'\].*'often'"):
         asia.encode(pd.DataFrame({"smoke": ["yes", "often"]}))
+
+
+# --------------------------------------------------------------------------------------------
+# Bayesian learning of the tables
+# --------------------------------------------------------------------------------------------
+
+import jax.numpy as jnp  # noqa: E402
+import numpyro  # noqa: E402
+
+from ppl_models.datasets.networks import available_networks, load_network, load_network_sample  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def two_node():
+    return BayesianNetwork({"b": ["a"]}, {"a": {"x": 0.3, "y": 0.7},
+                                          "b": {"x": {"u": 0.9, "v": 0.1}, "y": {"u": 0.2, "v": 0.8}}},
+                           name="two")
+
+
+def test_rows_distribution_log_prob_is_the_exact_marginal(asia):
+    data = asia.sample(40, seed=5).astype(object)
+    data = data.mask(np.random.default_rng(0).random(data.shape) < 0.3)
+    codes = asia.encode(data)
+    tables = [jnp.asarray(asia.cpt_array(v, normalized=True)) for v in asia.nodes]
+    with jax.enable_x64(True):
+        d = bn.BayesNetRows(asia, [jnp.asarray(t, jnp.float64) for t in tables], has_missing=True)
+        got = np.asarray(d.log_prob(jnp.asarray(codes)))
+        np.testing.assert_allclose(got, asia.log_probability(data), atol=1e-10)
+        complete = asia.encode(asia.sample(40, seed=6))
+        fast = bn.BayesNetRows(asia, tables, has_missing=False).log_prob(jnp.asarray(complete))
+        slow = d.log_prob(jnp.asarray(complete))
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=1e-10)
+    draws = bn.BayesNetRows(asia, tables).sample(jax.random.PRNGKey(0), (3, 5))
+    assert draws.shape == (3, 5, len(asia.nodes))
+
+
+def test_program_sites_and_forward_simulation(two_node):
+    tr = numpyro.handlers.trace(numpyro.handlers.seed(bn.bayesnet_model, 0)).get_trace(two_node, num_rows=7)
+    assert tr["cpt_a"]["value"].shape == (1, 2)
+    assert tr["cpt_b"]["value"].shape == (2, 2)
+    assert tr["obs"]["value"].shape == (7, 2)
+    assert set(np.unique(np.asarray(tr["obs"]["value"]))) <= {0, 1}
+    with pytest.raises(DataError, match="num_rows"):
+        numpyro.handlers.seed(bn.bayesnet_model, 0)(two_node)
+
+
+def test_learned_tables_converge_to_the_generating_ones(asia):
+    frame = asia.sample(200_000, seed=11)
+    post = bn.fit_cpts(asia, frame, method="exact", num_draws=400, seed=0)
+    for v in asia.nodes:
+        truth = asia.cpt_array(v, normalized=True)
+        mean = post.tables[v].mean(axis=0)
+        sd = post.tables[v].std(axis=0)
+        # rows seen in the data concentrate on the truth within a few posterior sd;
+        # asia=yes is rare (1%), so its rows carry the widest intervals.
+        assert np.all(np.abs(mean - truth) < 5 * sd + 2e-3), v
+    small = bn.fit_cpts(asia, frame.iloc[:2000], method="exact", num_draws=400, seed=0)
+    assert small.tables["smoke"].std(axis=0).max() > 5 * post.tables["smoke"].std(axis=0).max()
+    with pytest.raises(DataError, match="missing"):
+        bn.fit_cpts(asia, frame.iloc[:10].astype(object).mask(np.eye(10, 8, dtype=bool)), method="exact")
+
+
+def test_nuts_with_missing_values_recovers_the_tables(two_node):
+    md = None
+    frame = two_node.sample(3000, seed=3).astype(object)
+    frame = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.2)
+    post = bn.fit_cpts(two_node, frame, method="nuts", num_chains=2, num_warmup=300,
+                       num_samples=300, seed=0)
+    for v in two_node.nodes:
+        truth = two_node.cpt_array(v)
+        mean, sd = post.tables[v].mean(axis=0), post.tables[v].std(axis=0)
+        assert np.all(np.abs(mean - truth) < 4 * sd), (v, mean, truth)
+    # complete-case counting would have less information: the marginalized posterior is at
+    # least as narrow as the one from the complete rows only
+    complete = frame.dropna()
+    cc = bn.fit_cpts(two_node, complete, method="exact", num_draws=2000)
+    assert post.tables["a"].std(axis=0).max() < cc.tables["a"].std(axis=0).max()
+    q = post.query("a", {"b": "u"})
+    assert list(q.columns) == ["mean", "sd", "lower", "upper", "plug_in"]
+    exact = two_node.query("a", {"b": "u"})["probability"].to_numpy()
+    assert np.all((q["lower"] < exact + 0.03) & (exact - 0.03 < q["upper"]))
+    assert np.all(q["lower"] <= q["mean"]) and np.all(q["mean"] <= q["upper"])
+    del md
+
+
+@pytest.mark.slow
+def test_sbc_passes_for_the_tables_complete_and_with_missing_values(two_node):
+    from ppl_models.diagnostics import sbc
+
+    data = {"network": two_node, "obs": np.zeros((30, 2), np.int32), "num_rows": 30, "missing": False}
+    res = sbc(bn.bayesnet_model, data, num_replications=60, num_warmup=200, num_samples=200,
+              observed=["obs"], seed=1)
+    assert res.passed, str(res)
+
+    def masked_simulator(network, obs=None, num_rows=None, prior_concentration=1.0, missing=None):
+        # the same prior and rows, then 30% of the values hidden completely at random
+        with numpyro.handlers.block(hide=["obs"]):
+            tr = numpyro.handlers.trace(bn.bayesnet_model).get_trace(
+                network, obs=None, num_rows=num_rows, prior_concentration=prior_concentration)
+        full = tr["obs"]["value"]
+        hide = numpyro.sample("hide", numpyro.distributions.Bernoulli(0.3).expand(full.shape).to_event(2))
+        numpyro.deterministic("obs", jnp.where(hide > 0, -1, full))
+
+    data = dict(data, missing=True)
+    res = sbc(bn.bayesnet_model, data, num_replications=60, num_warmup=200, num_samples=200,
+              observed=["obs"], seed=2, simulator=masked_simulator, params=["cpt_a", "cpt_b"])
+    assert res.passed, str(res)
+
+
+@pytest.mark.slow
+def test_sbc_detects_a_wrong_prior(two_node):
+    from functools import partial
+
+    from ppl_models.diagnostics import sbc
+
+    data = {"network": two_node, "obs": np.zeros((30, 2), np.int32), "num_rows": 30, "missing": False}
+    wrong = partial(bn.bayesnet_model, prior_concentration=0.2)
+    res = sbc(bn.bayesnet_model, data, num_replications=60, num_warmup=200, num_samples=200,
+              observed=["obs"], seed=3, simulator=wrong)
+    assert not res.passed
+
+
+def test_loaders(asia):
+    assert {"asia", "alarm", "hailfinder", "sachs", "child", "insurance", "win95pts"} <= set(available_networks())
+    assert load_network("asia") == asia
+    with pytest.raises(DataError, match="bundled networks"):
+        load_network("nope")
+    md = load_network_sample("alarm", 200, seed=0, missing_fraction=0.2)
+    codes = md.kwargs["obs"]
+    assert codes.shape == (200, 37)
+    assert 0.15 < (codes < 0).mean() < 0.25
+    from ppl_models.datasets.titanic import load_titanic, load_titanic_rows
+
+    rows = load_titanic_rows()
+    assert len(rows) == 2201
+    assert (rows["Survived"] == "Yes").sum() == 711
+    md = load_titanic()
+    assert md.kwargs["obs"].shape == (2201, 4) and (md.kwargs["obs"] >= 0).all()
