@@ -141,13 +141,14 @@ class Fit:
             arrays = {k: v[None] for k, v in arrays.items()}
         sites = inspect_model(model, data, seed=seed) if model is not None else None
         if sites is not None:
-            missing = [s for s in sites.latent if s not in arrays]
+            obs_args = set(observed or ())
+            missing = [s for s in sites.latent if s not in arrays and s not in obs_args]
             if missing:
                 raise DataError("samples", f"draws of every latent site {sites.latent}", f"no draws of {missing}")
             det = [s for s in sites.deterministic if s not in arrays]
             if det:
                 n_chain, n_draw = next(iter(arrays.values())).shape[:2]
-                flat = {k: arrays[k].reshape((-1,) + arrays[k].shape[2:]) for k in sites.latent}
+                flat = {k: arrays[k].reshape((-1,) + arrays[k].shape[2:]) for k in sites.latent if k in arrays}
                 out = Predictive(model, posterior_samples=flat, return_sites=det)(jax.random.PRNGKey(seed), **device_kwargs(data))
                 for k in det:
                     v = np.asarray(out[k])
@@ -242,7 +243,7 @@ class Fit:
             stride = max(1, (n_chain * n_draw) // int(num_samples))
             latent = {k: v[::stride] for k, v in latent.items()}
             n_chain, n_draw = 1, next(iter(latent.values())).shape[0]
-        sites = return_sites or list(self.sites.observed if self.sites else self.observed)
+        sites = return_sites or list((self.sites.observed if self.sites else []) or self.observed)
         total = next(iter(latent.values())).shape[0]
         step = total if batch_size is None else max(1, int(batch_size))
         dev = device_kwargs(kwargs)
