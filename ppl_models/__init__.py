@@ -38,6 +38,29 @@ from .errors import CatalogError, DataError, ModelError, PPLModelsError, QueryEr
 from .fit import Fit, load_fit  # noqa: E402
 from .inference import fit, log_joint, log_joint_fn, sample_prior  # noqa: E402
 
+# The model families, imported on first use: `ppl_models.hmm.forward_log_prob(...)`,
+# `ppl_models.BayesianLogisticRegression()`.
+_FAMILIES = ("naive_bayes", "logistic", "mixture", "hmm", "bayesnet", "lda")
+_LAZY = {
+    "BayesianNaiveBayes": "naive_bayes",
+    "BayesianLogisticRegression": "logistic",
+    "BayesianNetwork": "bayesnet",
+}
+_SUBMODULES = ("diagnostics", "queries", "catalog", "batched", "scale", "streaming", "learning_curves", "text")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _FAMILIES:
+        return importlib.import_module(f".models.{name}", __name__)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".models.{_LAZY[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ppl_models' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "fit",
