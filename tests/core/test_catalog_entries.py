@@ -21,3 +21,16 @@ def test_entry_runs_end_to_end(card, tmp_path):
     assert (tmp_path / "fit.nc").exists() and (tmp_path / "summary.csv").exists()
     assert len(res.summary) > 0
     assert res.fit.num_draws == 50
+
+
+SBC_CARDS = [c for c in CARDS if c.name in ("breast_cancer_logistic", "breast_cancer_naive_bayes")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("card", SBC_CARDS, ids=[c.name for c in SBC_CARDS])
+def test_classifier_cards_pass_sbc(card):
+    from ppl_models.runner import check_entry
+
+    res = check_entry(card)
+    assert res.passed, str(res)
+    assert res.num_replications == card.check["num_replications"]
