@@ -1,0 +1,508 @@
+"""Pure-JAX kernels for LDA topic models: marginal document likelihood, fold-in, perplexity, coherence.
+
+Everything that is a function of arrays is built from ``jax.numpy`` and ``jax.lax`` only (no
+NumPyro), works in log space and does not ``jit`` itself: the caller composes ``jit``/``vmap``.
+:func:`match_topics` is the exception: the Hungarian algorithm is SciPy's
+``linear_sum_assignment`` on NumPy arrays (a combinatorial post-processing step, not traced).
+
+Sparse documents
+----------------
+A corpus of ``D`` documents over a vocabulary of ``V`` words is never held as a dense
+``(D, V)`` matrix. Each document is a padded row of *slots*: ``word_ids`` of shape ``(D, L)``
+(the distinct words of the document, ``-1`` in unused slots) and ``counts`` of shape ``(D, L)``
+(how often each slot's word occurs, ``0`` in unused slots); ``L`` is the largest number of
+distinct words in one document. :func:`ppl_models.text.to_padded` builds them from a SciPy
+sparse count matrix.
+
+The marginal likelihood
+-----------------------
+With the per-word topic ``z`` summed out, document ``d`` is a multinomial over the vocabulary
+with probabilities ``p_d = theta_d @ beta``::
+
+    log p(c_d | theta_d, beta) = log n_d! - sum_w log c_dw! + sum_w c_dw log (sum_k theta_dk beta_kw)
+
+Conventions: ``K`` topics, ``theta`` ``(D, K)`` document-topic proportions (rows on the
+simplex), ``beta`` ``(K, V)`` topic-word distributions (rows on the simplex), ``alpha`` ``(K,)``
+the Dirichlet concentration of ``theta``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.scipy.special import digamma, gammaln, logsumexp
+
+__all__ = [
+    "DocumentLogLikelihood",
+    "ThetaEstimate",
+    "Perplexity",
+    "Coherence",
+    "TopicMatching",
+    "SyntheticTokens",
+    "multinomial_log_coefficient",
+    "slot_log_probs",
+    "document_log_likelihood",
+    "estimate_theta",
+    "perplexity_from_log_probs",
+    "document_completion_perplexity",
+    "cooccurrence_counts",
+    "umass_coherence",
+    "npmi_coherence",
+    "match_topics",
+    "sample_tokens",
+]
+
+
+class DocumentLogLikelihood(NamedTuple):
+    """Log-likelihood of bag-of-words documents with ``z`` marginalized.
+
+    Attributes
+    ----------
+    pointwise : Array, shape (D,)
+        ``log p(c_d | theta_d, beta)`` per document (with the multinomial coefficient unless it
+        was turned off).
+    total : Array, shape ()
+        The sum over documents.
+    slot_log_probs : Array, shape (D, L)
+        ``log p_d[word_ids[d, l]]``, the per-word log-probability of each slot (``0`` in
+        unused slots).
+    """
+
+    pointwise: jax.Array
+    total: jax.Array
+    slot_log_probs: jax.Array
+
+
+class ThetaEstimate(NamedTuple):
+    """Document-topic proportions fitted to documents for fixed topics (the "fold-in").
+
+    Attributes
+    ----------
+    gamma : Array, shape (D, K)
+        The variational Dirichlet parameters ``q(theta_d) = Dirichlet(gamma_d)``.
+    theta : Array, shape (D, K)
+        Their means ``gamma_d / sum_k gamma_dk``.
+    """
+
+    gamma: jax.Array
+    theta: jax.Array
+
+
+class Perplexity(NamedTuple):
+    """Held-out perplexity, ``exp(-sum log p(w) / number of tokens)``.
+
+    Attributes
+    ----------
+    perplexity : Array, shape ()
+    log_likelihood : Array, shape (D,)
+        Held-out ``sum_w c_dw log p_d[w]`` per document (no multinomial coefficient).
+    num_tokens : Array, shape ()
+        The number of held-out tokens.
+    """
+
+    perplexity: jax.Array
+    log_likelihood: jax.Array
+    num_tokens: jax.Array
+
+
+class Coherence(NamedTuple):
+    """Topic coherence from document co-occurrence of each topic's top words.
+
+    Attributes
+    ----------
+    per_topic : Array, shape (K,)
+        The coherence of each topic: the mean over its pairs of top words.
+    mean : Array, shape ()
+        The mean over topics.
+    """
+
+    per_topic: jax.Array
+    mean: jax.Array
+
+
+class TopicMatching(NamedTuple):
+    """A one-to-one matching of estimated topics to reference topics (Hungarian algorithm).
+
+    Attributes
+    ----------
+    permutation : ndarray, shape (K_ref,)
+        ``estimated[permutation[k]]`` is the topic matched to ``reference[k]``.
+    distances : ndarray, shape (K_ref,)
+        The distance of each matched pair.
+    cost : ndarray, shape (K_ref, K_est)
+        All pairwise distances ``cost[k, j] = distance(reference[k], estimated[j])``.
+    """
+
+    permutation: np.ndarray
+    distances: np.ndarray
+    cost: np.ndarray
+
+
+class SyntheticTokens(NamedTuple):
+    """Documents drawn token by token from the LDA generative story.
+
+    Attributes
+    ----------
+    topics : Array, shape (D, L)
+        The topic ``z`` of each token (``-1`` past the document's length).
+    words : Array, shape (D, L)
+        The word of each token (``-1`` past the document's length).
+    mask : Array, shape (D, L)
+        ``True`` for real tokens.
+    """
+
+    topics: jax.Array
+    words: jax.Array
+    mask: jax.Array
+
+
+# ============================================================================================
+# Likelihood
+# ============================================================================================
+
+
+def multinomial_log_coefficient(counts: jax.Array) -> jax.Array:
+    """``log n! - sum_l log c_l!`` for each document.
+
+    Parameters
+    ----------
+    counts : Array, shape (..., L)
+        Slot counts (zeros in unused slots contribute ``log 0! = 0``).
+
+    Returns
+    -------
+    Array, shape (...)
+    """
+    counts = jnp.asarray(counts, dtype=jnp.result_type(float))
+    return gammaln(counts.sum(-1) + 1.0) - gammaln(counts + 1.0).sum(-1)
+
+
+def slot_log_probs(log_theta: jax.Array, log_beta: jax.Array, word_ids: jax.Array) -> jax.Array:
+    """``log sum_k theta_dk beta_k[w]`` for every slot word, by a log-sum-exp over topics.
+
+    Parameters
+    ----------
+    log_theta : Array, shape (D, K)
+        Log document-topic proportions.
+    log_beta : Array, shape (K, V)
+        Log topic-word probabilities.
+    word_ids : Array, shape (D, L)
+        Slot words; ``-1`` marks an unused slot.
+
+    Returns
+    -------
+    Array, shape (D, L)
+        Per-slot log-probabilities; ``0`` in unused slots.
+    """
+    word_ids = jnp.asarray(word_ids)
+    used = word_ids >= 0
+    # only the (D, L, K) gather of the slot words is formed, never a (D, V) matrix; gathering
+    # rows of beta's transpose (contiguous K-vectors) is cheaper than gathering its columns
+    lb = jnp.take(jnp.swapaxes(log_beta, -1, -2), jnp.where(used, word_ids, 0), axis=0)
+    lp = logsumexp(log_theta[..., :, None, :] + lb, axis=-1)
+    return jnp.where(used, lp, 0.0)
+
+
+def document_log_likelihood(theta: jax.Array, beta: jax.Array, word_ids: jax.Array, counts: jax.Array,
+                            *, include_coefficient: bool = True) -> DocumentLogLikelihood:
+    """Exact log-likelihood of each document with every word's topic summed out.
+
+    Parameters
+    ----------
+    theta : Array, shape (D, K)
+        Document-topic proportions.
+    beta : Array, shape (K, V)
+        Topic-word distributions.
+    word_ids, counts : Array, shape (D, L)
+        The documents in slot form (see the module docstring).
+    include_coefficient : bool
+        Add the multinomial coefficient ``log n_d! - sum log c_dw!`` (the likelihood of the
+        count vector); without it, the log-probability of one ordered sequence of the tokens.
+
+    Returns
+    -------
+    DocumentLogLikelihood
+    """
+    counts = jnp.asarray(counts, dtype=jnp.result_type(float))
+    lp = slot_log_probs(jnp.log(theta), jnp.log(beta), word_ids)
+    # c * log p with c = 0 is 0 even where p = 0 (a word no topic can emit but that is absent)
+    terms = jnp.where(counts > 0, counts * lp, 0.0)
+    pointwise = terms.sum(-1)
+    if include_coefficient:
+        pointwise = pointwise + multinomial_log_coefficient(counts)
+    return DocumentLogLikelihood(pointwise=pointwise, total=pointwise.sum(), slot_log_probs=lp)
+
+
+# ============================================================================================
+# Fold-in and perplexity
+# ============================================================================================
+
+
+def estimate_theta(beta: jax.Array, alpha: jax.Array, word_ids: jax.Array, counts: jax.Array,
+                   *, num_iterations: int = 100) -> ThetaEstimate:
+    """Fit each document's topic proportions for fixed topics by mean-field coordinate ascent.
+
+    The variational E-step of Blei, Ng & Jordan (2003), the same update scikit-learn and gensim
+    use: ``phi_dlk ∝ exp(E[log theta_dk]) beta_k[w_dl]`` and ``gamma_dk = alpha_k + sum_l c_dl
+    phi_dlk``, iterated ``num_iterations`` times from ``gamma = alpha + n_d / K``.
+
+    Parameters
+    ----------
+    beta : Array, shape (K, V)
+        Topic-word distributions (rows on the simplex).
+    alpha : Array, shape (K,) or ()
+        Dirichlet concentration of ``theta``.
+    word_ids, counts : Array, shape (D, L)
+        Documents in slot form. A document with no tokens gets ``gamma = alpha``.
+    num_iterations : int
+        Fixed-point iterations (a static number, run by ``lax.fori_loop``).
+
+    Returns
+    -------
+    ThetaEstimate
+    """
+    counts = jnp.asarray(counts, dtype=jnp.result_type(float))
+    word_ids = jnp.asarray(word_ids)
+    k = beta.shape[0]
+    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype=counts.dtype), (k,))
+    used = word_ids >= 0
+    log_b = jnp.log(jnp.take(beta.T, jnp.where(used, word_ids, 0), axis=0))  # (D, L, K)
+    n = counts.sum(-1, keepdims=True)
+
+    def step(_, gamma):
+        e_log_theta = digamma(gamma) - digamma(gamma.sum(-1, keepdims=True))
+        log_phi = e_log_theta[:, None, :] + log_b
+        phi = jnp.exp(log_phi - logsumexp(log_phi, axis=-1, keepdims=True))
+        return alpha + jnp.einsum("dl,dlk->dk", counts, phi)
+
+    gamma0 = alpha + n / k
+    gamma = lax.fori_loop(0, int(num_iterations), step, gamma0)
+    return ThetaEstimate(gamma=gamma, theta=gamma / gamma.sum(-1, keepdims=True))
+
+
+def perplexity_from_log_probs(slot_log_prob: jax.Array, counts: jax.Array) -> Perplexity:
+    """Perplexity of held-out tokens from their per-slot log-probabilities.
+
+    Parameters
+    ----------
+    slot_log_prob : Array, shape (D, L)
+        ``log p_d[w]`` of each held-out slot word.
+    counts : Array, shape (D, L)
+        Held-out counts (``0`` in unused slots).
+
+    Returns
+    -------
+    Perplexity
+    """
+    counts = jnp.asarray(counts, dtype=jnp.result_type(float))
+    ll = jnp.where(counts > 0, counts * slot_log_prob, 0.0).sum(-1)
+    n = counts.sum()
+    return Perplexity(perplexity=jnp.exp(-ll.sum() / n), log_likelihood=ll, num_tokens=n)
+
+
+def document_completion_perplexity(beta: jax.Array, alpha: jax.Array, observed_word_ids: jax.Array,
+                                   observed_counts: jax.Array, heldout_word_ids: jax.Array,
+                                   heldout_counts: jax.Array, *, num_iterations: int = 100) -> Perplexity:
+    """Document-completion perplexity: fit ``theta`` on one part of each document, score the rest.
+
+    For every held-out document, ``theta_d`` is estimated from its observed part by
+    :func:`estimate_theta` (for the fixed topics ``beta``), and the other part's tokens are
+    scored by ``log sum_k theta_dk beta_k[w]`` (Wallach et al. 2009, "estimated theta"). The
+    same function serves every model that has a topic-word matrix, so models are compared by
+    one measure computed the same way.
+
+    Parameters
+    ----------
+    beta : Array, shape (K, V)
+    alpha : Array, shape (K,) or ()
+    observed_word_ids, observed_counts : Array, shape (D, L1)
+        The part of each document ``theta`` is fitted on.
+    heldout_word_ids, heldout_counts : Array, shape (D, L2)
+        The part that is scored.
+    num_iterations : int
+
+    Returns
+    -------
+    Perplexity
+    """
+    est = estimate_theta(beta, alpha, observed_word_ids, observed_counts, num_iterations=num_iterations)
+    lp = slot_log_probs(jnp.log(est.theta), jnp.log(beta), heldout_word_ids)
+    return perplexity_from_log_probs(lp, heldout_counts)
+
+
+# ============================================================================================
+# Coherence
+# ============================================================================================
+
+
+def cooccurrence_counts(presence: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Document frequencies and pairwise co-document frequencies of ``T`` candidate words.
+
+    Parameters
+    ----------
+    presence : Array, shape (D, T)
+        ``True`` (or 1) where word ``t`` occurs in document ``d``. Only the topics' top words
+        are columns, so this is small even for a large vocabulary.
+
+    Returns
+    -------
+    doc_freq : Array, shape (T,)
+        The number of documents containing each word.
+    co_freq : Array, shape (T, T)
+        The number of documents containing both words.
+    """
+    p = jnp.asarray(presence, dtype=jnp.result_type(float))
+    return p.sum(0), p.T @ p
+
+
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` with ``j < i``: word ``j`` ranks above word ``i``."""
+    i, j = np.tril_indices(n, k=-1)
+    return i, j
+
+
+def umass_coherence(top_words: jax.Array, presence: jax.Array) -> Coherence:
+    """UMass coherence (Mimno et al. 2011) of each topic's ranked top words.
+
+    For ranked words ``v_1, ..., v_N`` of a topic, the mean over pairs ``j < i`` of
+    ``log((D(v_i, v_j) + 1) / D(v_j))``, with ``D(.)`` document frequencies and ``D(., .)``
+    co-document frequencies in the reference corpus. Higher (closer to 0) is more coherent.
+    (Mimno et al. write the sum; the mean over pairs is gensim's aggregation.)
+
+    Parameters
+    ----------
+    top_words : Array, shape (K, N)
+        Each topic's top words, best first, as column indices of ``presence``.
+    presence : Array, shape (D, T)
+        Word occurrence in the reference documents (see :func:`cooccurrence_counts`). Every top
+        word must occur in at least one document.
+
+    Returns
+    -------
+    Coherence
+    """
+    df, co = cooccurrence_counts(presence)
+    i, j = _pairs(top_words.shape[-1])
+    wi, wj = top_words[:, i], top_words[:, j]
+    scores = jnp.log((co[wi, wj] + 1.0) / df[wj])
+    per = scores.mean(-1)
+    return Coherence(per_topic=per, mean=per.mean())
+
+
+def npmi_coherence(top_words: jax.Array, presence: jax.Array) -> Coherence:
+    """NPMI coherence (Bouma 2009; Aletras & Stevenson 2013) from document co-occurrence.
+
+    For each pair of a topic's top words, ``NPMI = log(p_ij / (p_i p_j)) / (-log p_ij)`` with
+    document probabilities ``p_i = D(v_i) / D`` and ``p_ij = D(v_i, v_j) / D``; a pair that never
+    co-occurs scores ``-1`` (the limit) and a pair found in every document ``1``. The topic's
+    score is the mean over its pairs, in ``[-1, 1]``; higher is more coherent.
+
+    Parameters
+    ----------
+    top_words : Array, shape (K, N)
+        Column indices of ``presence``.
+    presence : Array, shape (D, T)
+
+    Returns
+    -------
+    Coherence
+    """
+    df, co = cooccurrence_counts(presence)
+    n_docs = presence.shape[0]
+    i, j = _pairs(top_words.shape[-1])
+    wi, wj = top_words[:, i], top_words[:, j]
+    p_ij = co[wi, wj] / n_docs
+    p_i, p_j = df[wi] / n_docs, df[wj] / n_docs
+    safe = jnp.where(p_ij > 0, p_ij, 1.0)
+    pmi = jnp.log(safe) - jnp.log(p_i) - jnp.log(p_j)
+    denom = -jnp.log(safe)
+    npmi = jnp.where(p_ij <= 0, -1.0, jnp.where(denom > 0, pmi / jnp.where(denom > 0, denom, 1.0), 1.0))
+    per = npmi.mean(-1)
+    return Coherence(per_topic=per, mean=per.mean())
+
+
+# ============================================================================================
+# Topic matching and forward sampling
+# ============================================================================================
+
+
+def match_topics(estimated, reference, *, metric: str = "hellinger") -> TopicMatching:
+    """Match estimated topics to reference topics one to one, minimising the total distance.
+
+    Topics are exchangeable in LDA, so fitted topics come out in an arbitrary order; the
+    Hungarian algorithm (SciPy ``linear_sum_assignment``) finds the permutation with the least
+    total distance. NumPy in, NumPy out (not traced).
+
+    Parameters
+    ----------
+    estimated : array, shape (K_est, V)
+        Fitted topic-word distributions.
+    reference : array, shape (K_ref, V)
+        The reference (true) topics, ``K_ref <= K_est``.
+    metric : {"hellinger", "l1", "tv"}
+        Hellinger distance ``sqrt(1/2 sum (sqrt p - sqrt q)^2)`` (in [0, 1]), L1 distance, or
+        total variation (half the L1 distance, in [0, 1]).
+
+    Returns
+    -------
+    TopicMatching
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    est = np.asarray(estimated, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if est.ndim != 2 or ref.ndim != 2 or est.shape[1] != ref.shape[1]:
+        raise ValueError(f"estimated and reference must be (K, V) arrays over the same vocabulary, "
+                         f"got shapes {est.shape} and {ref.shape}")
+    if ref.shape[0] > est.shape[0]:
+        raise ValueError(f"need at least as many estimated topics ({est.shape[0]}) as reference topics "
+                         f"({ref.shape[0]})")
+    if metric == "hellinger":
+        diff = np.sqrt(ref)[:, None, :] - np.sqrt(est)[None, :, :]
+        cost = np.sqrt(0.5 * (diff ** 2).sum(-1))
+    elif metric in ("l1", "tv"):
+        cost = np.abs(ref[:, None, :] - est[None, :, :]).sum(-1)
+        if metric == "tv":
+            cost = 0.5 * cost
+    else:
+        raise ValueError(f"metric must be 'hellinger', 'l1' or 'tv', got {metric!r}")
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(ref.shape[0], dtype=np.int64)
+    perm[rows] = cols
+    return TopicMatching(permutation=perm, distances=cost[np.arange(ref.shape[0]), perm], cost=cost)
+
+
+def sample_tokens(key: jax.Array, theta: jax.Array, beta: jax.Array, lengths: jax.Array,
+                  max_length: int) -> SyntheticTokens:
+    """Draw documents token by token: ``z ~ Categorical(theta_d)``, ``w ~ Categorical(beta_z)``.
+
+    Parameters
+    ----------
+    key : PRNGKey
+    theta : Array, shape (D, K)
+    beta : Array, shape (K, V)
+    lengths : Array, shape (D,)
+        The number of tokens of each document (at most ``max_length``).
+    max_length : int
+        The padded length ``L`` (static).
+
+    Returns
+    -------
+    SyntheticTokens
+    """
+    k_z, k_w = jax.random.split(key)
+    d = theta.shape[0]
+    z = jax.random.categorical(k_z, jnp.log(theta)[:, None, :], axis=-1, shape=(d, max_length))
+    # inverse-CDF draws per topic: (K, D, L) integers, never a (D, L, V) array of logits
+    cdf = jnp.cumsum(beta, axis=-1)
+    u = jax.random.uniform(k_w, (d, max_length))
+    # scale by each topic's own total so float rounding of the cumulative sum cannot overrun it
+    per_topic = jax.vmap(lambda c: jnp.searchsorted(c, u * c[-1], side="right"))(cdf)
+    w = jnp.take_along_axis(per_topic, z[None], axis=0)[0]
+    w = jnp.minimum(w, beta.shape[-1] - 1)
+    mask = jnp.arange(max_length)[None, :] < jnp.asarray(lengths)[:, None]
+    return SyntheticTokens(topics=jnp.where(mask, z, -1), words=jnp.where(mask, w, -1), mask=mask)
