@@ -63,6 +63,7 @@ __all__ = [
     "naive_bayes",
     "naive_bayes_dims",
     "NaiveBayesMarginal",
+    "NaiveBayesConditional",
     "feature_log_lik",
     "class_log_joint",
     "class_posterior",
@@ -356,6 +357,56 @@ def _component(params: Mapping[str, jax.Array], y: jax.Array, likelihood: str) -
     return dist.Categorical(probs=params["probs"][y]).to_event(1)
 
 
+class NaiveBayesConditional(dist.Distribution):
+    """p(x_i | y_i, θ) for rows with known classes: batch shape (N,), event shape (D,).
+
+    ``log_prob`` selects row i's class from :func:`feature_log_lik`'s (N, C) table with a
+    one-hot mask instead of gathering ``loc[y]``: the gradient of a gather is a scatter-add,
+    which XLA runs serially on a CPU: on breast cancer (569 × 30) one gradient of the potential
+    took 480 µs with the gather and 74 µs with the mask. ``sample`` gathers (no gradient is
+    taken through it).
+    """
+
+    pytree_data_fields = ("y", "params")
+    pytree_aux_fields = ("likelihood",)
+
+    def __init__(self, y, params, likelihood: str, *, validate_args=None):
+        self.y = y
+        self.params = dict(params)
+        self.likelihood = likelihood
+        self._num_classes, self._num_features = _param_shape(self.params, likelihood)
+        super().__init__(batch_shape=jnp.shape(y), event_shape=(self._num_features,),
+                         validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self):
+        return _support(self.params, self.likelihood)
+
+    def sample(self, key, sample_shape=()):
+        y = jnp.broadcast_to(self.y, sample_shape + self.batch_shape)
+        return _component(self.params, y, self.likelihood).sample(key)
+
+    def log_prob(self, value):
+        flat = value.reshape((-1, self._num_features))
+        table = feature_log_lik(flat, self.params, self.likelihood)  # (M, C)
+        y = jnp.broadcast_to(self.y, value.shape[:-1]).reshape(-1)
+        mask = (y[:, None] == jnp.arange(self._num_classes)).astype(table.dtype)
+        return jnp.sum(mask * table, -1).reshape(value.shape[:-1])
+
+
+def _param_shape(params, likelihood: str) -> tuple[int, int]:
+    first = params["loc"] if likelihood == "gaussian" else params["prob" if likelihood == "bernoulli" else "probs"]
+    return first.shape[0], first.shape[1]
+
+
+def _support(params, likelihood: str):
+    if likelihood == "gaussian":
+        return constraints.real_vector
+    if likelihood == "bernoulli":
+        return constraints.independent(constraints.boolean, 1)
+    return constraints.independent(constraints.integer_interval(0, params["probs"].shape[-1] - 1), 1)
+
+
 class NaiveBayesMarginal(dist.Distribution):
     """p(x | θ) = Σ_c π_c p(x | c, θ): naive Bayes with the class marginalized exactly.
 
@@ -370,18 +421,12 @@ class NaiveBayesMarginal(dist.Distribution):
         self.class_prob = class_prob
         self.params = dict(params)
         self.likelihood = likelihood
-        first = params["loc"] if likelihood == "gaussian" else params["prob" if likelihood == "bernoulli" else "probs"]
-        self._num_features = first.shape[1]
+        self._num_features = _param_shape(self.params, likelihood)[1]
         super().__init__(batch_shape=(), event_shape=(self._num_features,), validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=False, event_dim=1)
     def support(self):
-        if self.likelihood == "gaussian":
-            return constraints.real_vector
-        if self.likelihood == "bernoulli":
-            return constraints.independent(constraints.boolean, 1)
-        return constraints.independent(
-            constraints.integer_interval(0, self.params["probs"].shape[-1] - 1), 1)
+        return _support(self.params, self.likelihood)
 
     def sample(self, key, sample_shape=()):
         k_y, k_x = jax.random.split(key)
@@ -470,7 +515,7 @@ def naive_bayes(X=None, y=None, *, num_classes: int, likelihood: str = "gaussian
                                   class_posterior(X, {"class_prob": class_prob, **params}, likelihood))
         else:
             y = numpyro.sample("y", dist.Categorical(probs=class_prob), obs=None if y is None else jnp.asarray(y))
-            numpyro.sample("X", _component(params, y, likelihood), obs=X)
+            numpyro.sample("X", NaiveBayesConditional(y, params, likelihood), obs=X)
 
 
 def naive_bayes_dims(likelihood: str = "gaussian", shared_variance: bool = False) -> dict[str, list[str]]:
