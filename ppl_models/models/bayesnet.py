@@ -851,7 +851,9 @@ class BayesianNetwork:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BayesianNetwork):
             return NotImplemented
-        return (self.nodes == other.nodes and self.states == other.states
+        # The same variables, states, parents and tables; the order nodes were declared in
+        # does not matter.
+        return (set(self.nodes) == set(other.nodes) and self.states == other.states
                 and self.parents == other.parents
                 and all(np.array_equal(self._cpt[v], other._cpt[v]) for v in self.nodes))
 
@@ -897,22 +899,14 @@ class BayesianNetwork:
         for j, v in enumerate(cols):
             if v not in df.columns:
                 continue
-            col = df[v]
-            miss = col.isna().to_numpy()
-            lookup = {s: i for i, s in enumerate(self.states[v])}
-            lookup.update({str(s): i for i, s in enumerate(self.states[v])})
-            values = col.to_numpy(dtype=object)
-            codes = np.full(len(df), -1, dtype=np.int32)
-            for r in np.flatnonzero(~miss):
-                x = values[r]
-                c = lookup.get(x)
-                if c is None:
-                    c = lookup.get(str(x))
-                if c is None:
-                    raise DataError(f"{argument}[{v!r}]", f"states of {v!r} {list(self.states[v])}",
-                                    f"{x!r} in row {df.index[r]!r}")
-                codes[r] = c
-            out[:, j] = codes
+            try:
+                out[:, j] = self._encode_column(v, df[v], "data")
+            except QueryError:
+                col = df[v]
+                bad = [x for x in col.dropna().unique() if _state_index(self.states[v], x) is None]
+                rows = col.index[col.isin(bad[:1])]
+                raise DataError(f"{argument}[{v!r}]", f"states of {v!r} {list(self.states[v])}",
+                                f"{bad[0]!r} in row {rows[0]!r}") from None
         return out
 
     def _evidence_frame(self, evidence: Any) -> pd.DataFrame:
@@ -927,6 +921,30 @@ class BayesianNetwork:
         raise QueryError(f"evidence must be a dict node -> state, a list of them, or a DataFrame; "
                          f"got {type(evidence).__name__}")
 
+    def _encode_column(self, v: str, col: pd.Series, what: str, values: np.ndarray | None = None,
+                       miss: np.ndarray | None = None) -> np.ndarray:
+        """State names -> codes for one column (``-1`` where missing)."""
+        states = list(self.states[v])
+        if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == states:
+            return col.cat.codes.to_numpy().astype(np.int32)
+        if values is None:
+            values = col.to_numpy(dtype=object)
+            miss = pd.isna(values)
+        # A dict look-up per value: far quicker than pandas' Categorical on string arrays.
+        lookup = {s: i for i, s in enumerate(states)}
+        codes = np.fromiter((lookup.get(x, -1) if not m else -1 for x, m in zip(values, miss)),
+                            dtype=np.int32, count=len(values))
+        bad = (codes < 0) & ~miss
+        if bad.any():
+            # a second chance for states given as strings of non-string states (or vice versa)
+            by_text = {str(s): i for i, s in enumerate(states)}
+            for r in np.flatnonzero(bad):
+                j = by_text.get(str(values[r]))
+                if j is None:
+                    self._state_code(v, values[r], what)  # raises, naming node and value
+                codes[r] = j
+        return codes
+
     def _encode_evidence(self, evidence: Any) -> tuple[list[str], np.ndarray, pd.Index]:
         df = self._evidence_frame(evidence)
         ev_nodes = []
@@ -934,11 +952,10 @@ class BayesianNetwork:
             self._check_node(c, "evidence")
             ev_nodes.append(c)
         codes = np.full((len(df), len(ev_nodes)), -1, dtype=np.int32)
+        values = df.to_numpy(dtype=object)
+        miss = pd.isna(values)
         for j, v in enumerate(ev_nodes):
-            col = df[v].to_numpy(dtype=object)
-            miss = pd.isna(df[v]).to_numpy()
-            for r in np.flatnonzero(~miss):
-                codes[r, j] = self._state_code(v, col[r], "evidence")
+            codes[:, j] = self._encode_column(v, df[v], "evidence", values[:, j], miss[:, j])
         # Drop nodes never observed in this batch: they only add work.
         observed = (codes >= 0).any(axis=0)
         ev_nodes = [v for v, o in zip(ev_nodes, observed) if o]
@@ -967,7 +984,12 @@ class BayesianNetwork:
         return max(1, limit // max(1, required_bytes(plan, 1, self._itemsize(), semiring)))
 
     def _log_factors(self, factors):
-        return [_log(self._cpt_norm[v]) for v in factors]
+        # Device copies of the log-tables, made once per precision (queries reuse them).
+        key = ("log", bool(jax.config.jax_enable_x64))
+        if key not in self._plans:
+            self._plans[key] = {v: _log(self._cpt_norm[v]) for v in self.nodes}
+        cache = self._plans[key]
+        return [cache[v] for v in factors]
 
     def _batched_query(self, targets, ev_nodes, codes, optimize, memory_limit):
         plan, factors = self._plan(targets, ev_nodes, optimize)
@@ -1016,6 +1038,28 @@ class BayesianNetwork:
         self._raise_impossible(log_z, index, frame)
         return {v: pd.Series(margs[i][0], index=pd.Index(list(self.states[v]), name=v),
                              name="probability") for i, v in enumerate(self.nodes)}
+
+    def marginals_batch(self, evidence: pd.DataFrame | Sequence[Mapping], *, optimize: str = "auto",
+                        memory_limit: int | None = None) -> dict[str, pd.DataFrame]:
+        """:meth:`marginals` for many evidence sets in one compiled call.
+
+        Parameters
+        ----------
+        evidence : DataFrame or list of dicts
+            One row per evidence set (NaN/None where a node is unobserved); the observed
+            nodes may differ from row to row.
+
+        Returns
+        -------
+        dict
+            ``node -> DataFrame`` with a row per evidence set and a column per state.
+        """
+        frame = self._evidence_frame(evidence)
+        ev_nodes, codes, index = self._encode_evidence(frame)
+        log_z, margs = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize, memory_limit)
+        self._raise_impossible(log_z, index, frame)
+        return {v: pd.DataFrame(margs[i], index=index, columns=pd.Index(list(self.states[v]), name=v))
+                for i, v in enumerate(self.nodes)}
 
     def _target_query(self, targets, ev_nodes, codes, optimize, memory_limit):
         """Log-evidence and log-posterior over ``targets`` for every row of ``codes``.
@@ -1464,16 +1508,19 @@ class CPTPosterior:
     ----------
     network : BayesianNetwork
         The structure (with the tables it was declared with).
-    fit : ppl_models.fit.Fit
-        The fit (NUTS/SVI, or exact conjugate draws).
+    fit : ppl_models.fit.Fit or None
+        The NUTS/SVI fit; ``None`` for exact conjugate draws.
     tables : dict
         ``node -> array (draws, *parent cards, card)``.
     """
 
-    def __init__(self, network: BayesianNetwork, fit: Any):
+    def __init__(self, network: BayesianNetwork, fit: Any = None, *, samples: Mapping[str, Any] | None = None):
         self.network = network
         self.fit = fit
-        samples = fit.get_samples()
+        if samples is None:
+            if fit is None:
+                raise DataError("fit", "a Fit or samples", "neither")
+            samples = fit.get_samples()
         self.tables = {}
         for v in network.nodes:
             pshape = tuple(len(network.states[p]) for p in network.parents[v])
@@ -1590,7 +1637,6 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
     -------
     CPTPosterior
     """
-    from ..fit import Fit
     from ..inference import fit as run_fit
 
     net = _as_network(network)
@@ -1607,10 +1653,9 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
             counts = count_table(net, codes, v)
             alpha = counts.reshape(-1, counts.shape[-1]) + prior_concentration
             g = rng.gamma(alpha, size=(num_draws,) + alpha.shape)
-            samples[cpt_site(v)] = (g / g.sum(axis=-1, keepdims=True))[None]
-        result = Fit.from_samples(bayesnet_model, md.kwargs, samples, method="exact",
-                                  observed=("obs",), coords=md.coords, dims=md.dims)
-        return CPTPosterior(net, result)
+            samples[cpt_site(v)] = g / g.sum(axis=-1, keepdims=True)
+        # Independent Dirichlet rows need no sampler; ``fit_exact_as_fit`` wraps them in a Fit.
+        return CPTPosterior(net, None, samples=samples)
     result = run_fit(bayesnet_model, md, method=method, seed=seed, **fit_kwargs)
     return CPTPosterior(net, result)
 
