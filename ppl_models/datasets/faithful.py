@@ -16,7 +16,17 @@ _CSV = Path(__file__).resolve().parent / "data" / "faithful.csv"
 COLUMNS = ("eruptions", "waiting")
 
 
-def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = True) -> ModelData:
+def _rows(num_rows, n: int) -> int:
+    """Validated row count: all rows when ``num_rows`` is None (small sets are for SBC)."""
+    if num_rows is None:
+        return n
+    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= n:
+        raise DataError("num_rows", f"an integer in [1, {n}] or None", repr(num_rows))
+    return num_rows
+
+
+def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = True,
+                  num_rows: int | None = None) -> ModelData:
     """Old Faithful (R ``datasets::faithful``): eruption duration (min) and waiting time (min).
 
     Parameters
@@ -28,6 +38,8 @@ def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = Tr
     standardize : bool
         Centre and scale each column (the mixture priors are set for standardised data);
         ``extra["center"]`` and ``extra["scale"]`` undo it.
+    num_rows : int, optional
+        Keep only the first ``num_rows`` rows (small data sets for simulation-based calibration).
 
     Returns
     -------
@@ -39,6 +51,7 @@ def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = Tr
         raise DataError("columns", f"a non-empty selection of {list(COLUMNS)}", f"{bad}")
     raw = np.genfromtxt(_CSV, delimiter=",", names=True)
     X = np.stack([np.asarray(raw[c], dtype=np.float64) for c in cols], axis=1)
+    X = X[: _rows(num_rows, X.shape[0])]
     center = X.mean(axis=0) if standardize else np.zeros(X.shape[1])
     scale = X.std(axis=0, ddof=1) if standardize else np.ones(X.shape[1])
     Z = (X - center) / scale

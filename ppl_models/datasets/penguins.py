@@ -18,7 +18,17 @@ FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 
 
-def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True) -> ModelData:
+def _rows(num_rows, n: int) -> int:
+    """Validated row count: all rows when ``num_rows`` is None (small sets are for SBC)."""
+    if num_rows is None:
+        return n
+    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= n:
+        raise DataError("num_rows", f"an integer in [1, {n}] or None", repr(num_rows))
+    return num_rows
+
+
+def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True,
+                  num_rows: int | None = None) -> ModelData:
     """Palmer penguins (Gorman, Williams & Fraser 2014): body measurements and species.
 
     Rows with any missing value (including ``sex``) are dropped, leaving 333 birds, so the rows
@@ -30,6 +40,8 @@ def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True) 
         Columns among :data:`FEATURES`.
     standardize : bool
         Centre and scale each feature; ``extra["center"]``/``extra["scale"]`` undo it.
+    num_rows : int, optional
+        Keep only the first ``num_rows`` rows (small data sets for simulation-based calibration).
 
     Returns
     -------
@@ -45,6 +57,7 @@ def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True) 
         raise DataError("features", f"a non-empty selection of {list(FEATURES)}", f"{bad}")
     with open(_CSV, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if all(v not in ("", "NA") for v in r.values())]
+    rows = rows[: _rows(num_rows, len(rows))]
     X = np.array([[float(r[f]) for f in feats] for r in rows])
     species = np.array([SPECIES.index(r["species"]) for r in rows], dtype=np.int32)
     center = X.mean(axis=0) if standardize else np.zeros(X.shape[1])
