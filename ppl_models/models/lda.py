@@ -1,0 +1,1134 @@
+"""LDA topic models with every word's topic marginalized: classic LDA and amortized ProdLDA.
+
+Classic LDA (Blei, Ng & Jordan 2003): topic ``k`` is a distribution ``beta_k ~ Dirichlet(eta)``
+over the vocabulary; document ``d`` draws ``theta_d ~ Dirichlet(alpha)``; each token draws a
+topic ``z ~ theta_d`` and then a word from ``beta_z``. Summing ``z`` out, the document's counts
+are multinomial with probabilities ``theta_d @ beta`` (the "histogram" form). The program
+:func:`lda` observes them through :class:`LDADocuments`, whose ``log_prob`` is that exact
+marginal computed by the pure-JAX kernel :func:`ppl_models.kernels.lda.document_log_likelihood`
+on sparse slot-form documents, so SVI and NUTS only see the continuous ``theta`` and ``beta``,
+and the ``log_likelihood`` group is exact per document.
+
+Fitting
+-------
+* :func:`fit_lda` — SVI with a mean-field guide (``AutoNormal``: independent logistic-normal
+  factors for every ``theta_d`` and ``beta_k``), minibatches of documents
+  (``plate("doc", D, subsample_size=B)``), Adam on a geometrically decaying learning rate, and
+  optional checkpoints from which an interrupted run resumes exactly (:class:`Checkpoint`).
+  ``method="nuts"`` runs NUTS instead (a reference on small corpora). The result is the core
+  :class:`~ppl_models.fit.Fit`; ``ppl_models.fit(lda, data, method="svi", subsample_size=B)``
+  works too (that is what the catalog card does).
+* :func:`fit_prodlda` — ProdLDA (Srivastava & Sutton 2017): a product-of-experts decoder
+  ``softmax(theta_d @ W + b)`` with a per-word offset ``b``, and an encoder network from a
+  document's counts to the Dirichlet parameters of ``q(theta_d)`` (amortized: a new document's
+  topics come from one encoder pass, :func:`prodlda_doc_topics`).
+
+Post-fit
+--------
+:func:`topic_word` (posterior-mean ``beta``), :func:`top_words` (a DataFrame),
+:func:`doc_topics`, :func:`transform` (topics of new documents by fold-in),
+:func:`heldout_perplexity` (document completion), :func:`coherence` (UMass / NPMI),
+:func:`sample_documents` (synthetic documents from the fitted model), and the kernels
+re-exported (``lda.match_topics`` works from here).
+
+Topic labels are exchangeable: nothing orders them; compare with a reference through
+:func:`~ppl_models.kernels.lda.match_topics` (Hungarian matching).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import scipy.sparse as sp
+from numpyro.distributions import constraints
+from numpyro.infer import SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.initialization import init_to_value
+
+from .._trace import inspect_model, observed_kwargs
+from ..data import ModelData, describe
+from ..errors import DataError
+from ..fit import Fit
+from ..fit import device_kwargs as _device_arrays
+from ..kernels.lda import (  # re-exported: ``lda.match_topics`` works from here too
+    Coherence,
+    DocumentLogLikelihood,
+    Perplexity,
+    SyntheticTokens,
+    ThetaEstimate,
+    TopicMatching,
+    cooccurrence_counts,
+    document_completion_perplexity,
+    document_log_likelihood,
+    estimate_theta,
+    match_topics,
+    multinomial_log_coefficient,
+    npmi_coherence,
+    perplexity_from_log_probs,
+    sample_tokens,
+    slot_log_probs,
+    umass_coherence,
+)
+from ..text import Corpus, PaddedCounts, as_count_matrix, check_num_topics, to_padded
+
+__all__ = [
+    # distribution and programs
+    "LDADocuments",
+    "ProdLDADocuments",
+    "LogDirichlet",
+    "lda",
+    "prodlda",
+    "prodlda_guide",
+    # data and fitting
+    "lda_data",
+    "fit_lda",
+    "fit_prodlda",
+    "Checkpoint",
+    # post-fit
+    "topic_word",
+    "top_words",
+    "doc_topics",
+    "transform",
+    "heldout_perplexity",
+    "coherence",
+    "sample_documents",
+    "prodlda_doc_topics",
+    "prodlda_topic_word",
+    "SyntheticCorpus",
+    "catalog_report",
+    # kernels, re-exported
+    "Coherence",
+    "DocumentLogLikelihood",
+    "Perplexity",
+    "SyntheticTokens",
+    "ThetaEstimate",
+    "TopicMatching",
+    "cooccurrence_counts",
+    "document_completion_perplexity",
+    "document_log_likelihood",
+    "estimate_theta",
+    "match_topics",
+    "multinomial_log_coefficient",
+    "npmi_coherence",
+    "perplexity_from_log_probs",
+    "sample_tokens",
+    "slot_log_probs",
+    "umass_coherence",
+]
+
+
+class _LogSimplex(constraints.Constraint):
+    """Vectors ``l`` with ``logsumexp(l) == 0``: logarithms of points of the simplex."""
+
+    event_dim = 1
+
+    def __call__(self, x):
+        return jnp.abs(jax.scipy.special.logsumexp(x, axis=-1)) < 1e-3
+
+    def feasible_like(self, prototype):
+        return jnp.full_like(prototype, -jnp.log(prototype.shape[-1]))
+
+
+log_simplex = _LogSimplex()
+
+
+class _LogStickBreaking(dist.transforms.Transform):
+    """Stick-breaking from ``R^(V-1)`` to log-simplex vectors, computed in log space.
+
+    NumPyro's ``StickBreakingTransform`` returns the simplex point itself; in float32 its small
+    coordinates underflow to 0, ``log 0`` then makes the Dirichlet density (concentration < 1)
+    and the guide's log-Jacobian infinite, and SVI on a 4,000-word vocabulary started at an ELBO
+    of ``-inf``. Here every quantity is a log: ``log z = -softplus(-x)`` and
+    ``log(1 - z) = -softplus(x)`` never underflow. Same offsets as NumPyro, so ``x = 0`` maps
+    to the uniform point.
+    """
+
+    domain = constraints.real_vector
+    codomain = log_simplex
+
+    @staticmethod
+    def _offset(n: int):
+        return jnp.log(n - jnp.arange(n))
+
+    def __call__(self, x):
+        xs = x - self._offset(x.shape[-1])
+        log_z = -jax.nn.softplus(-xs)
+        log_1mz = -jax.nn.softplus(xs)
+        before = jnp.cumsum(log_1mz, axis=-1) - log_1mz  # log of the stick left before piece i
+        return jnp.concatenate([log_z + before, jnp.sum(log_1mz, axis=-1, keepdims=True)], axis=-1)
+
+    def _inverse(self, y):
+        # log of the stick left at piece i: logsumexp of the pieces from i on (a reverse cumsum)
+        rest = jax.lax.cumlogsumexp(y, axis=y.ndim - 1, reverse=True)
+        xs = y[..., :-1] - rest[..., 1:]
+        return xs + self._offset(y.shape[-1] - 1)
+
+    def log_abs_det_jacobian(self, x, y, intermediates=None):
+        # d(log y_i)/dx over the V-1 free coordinates: triangular, diagonal log(1 - z_i)
+        xs = x - self._offset(x.shape[-1])
+        return -jnp.sum(jax.nn.softplus(xs), axis=-1)
+
+    def forward_shape(self, shape):
+        return shape[:-1] + (shape[-1] + 1,)
+
+    def inverse_shape(self, shape):
+        return shape[:-1] + (shape[-1] - 1,)
+
+    def tree_flatten(self):
+        return (), ((), {})
+
+    def __eq__(self, other):
+        return isinstance(other, _LogStickBreaking)
+
+
+@dist.transforms.biject_to.register(_LogSimplex)
+def _biject_log_simplex(constraint):
+    return _LogStickBreaking()
+
+
+class LogDirichlet(dist.Distribution):
+    """The logarithm of a Dirichlet vector: ``log x`` for ``x ~ Dirichlet(concentration)``.
+
+    The density, over the first ``V - 1`` coordinates of ``l = log x``, is the Dirichlet
+    density times the Jacobian ``prod_{i<V} x_i``::
+
+        log p(l) = sum_i (c_i - 1) l_i + sum_{i<V} l_i - log B(c)
+
+    Working with ``log x`` keeps the tiny topic-word probabilities of a large vocabulary
+    representable in float32 (see :class:`_LogStickBreaking`). Draws use
+    ``log Gamma(c) = log Gamma(c + 1) + log(U) / c``, exact and free of underflow for small ``c``.
+
+    Parameters
+    ----------
+    concentration : Array, shape (..., V)
+    """
+
+    arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
+    support = log_simplex
+    reparametrized_params = ["concentration"]
+    pytree_data_fields = ("concentration",)
+
+    def __init__(self, concentration, *, validate_args=None):
+        self.concentration = jnp.asarray(concentration)
+        super().__init__(batch_shape=jnp.shape(concentration)[:-1], event_shape=jnp.shape(concentration)[-1:],
+                         validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        shape = sample_shape + self.batch_shape + self.event_shape
+        k_g, k_u = jax.random.split(key)
+        c = jnp.broadcast_to(self.concentration, shape)
+        log_g = jnp.log(jax.random.gamma(k_g, c + 1.0)) + jnp.log(jax.random.uniform(k_u, shape, minval=1e-38)) / c
+        return log_g - jax.scipy.special.logsumexp(log_g, axis=-1, keepdims=True)
+
+    def log_prob(self, value):
+        c = self.concentration
+        log_norm = jax.scipy.special.gammaln(c).sum(-1) - jax.scipy.special.gammaln(c.sum(-1))
+        return ((c - 1.0) * value).sum(-1) + value[..., :-1].sum(-1) - log_norm
+
+    @property
+    def mean(self):
+        return jnp.log(self.concentration / self.concentration.sum(-1, keepdims=True))
+
+
+# ============================================================================================
+# The marginalized distribution
+# ============================================================================================
+
+
+class LDADocuments(dist.Distribution):
+    """Bag-of-words documents, each multinomial over the vocabulary with probabilities ``theta_d @ beta``.
+
+    The value is the count of each document's *slot* words ``word_ids`` (see
+    :mod:`ppl_models.kernels.lda`). The distribution is the multinomial over the categories
+    "slot word 1", ..., "slot word L", "any other word", with ``total_count`` tokens; the count
+    of "other" is ``total_count - sum(value)``. For observed documents the slots hold every
+    word, the "other" count is zero, and ``log_prob`` is exactly the LDA marginal likelihood
+    of the document (multinomial coefficient included). Forward draws are draws of the slot
+    counts of a replicated document of the same length (tokens falling on other words are
+    not stored), so posterior predictive checks of the observed words are exact.
+
+    Parameters
+    ----------
+    log_theta : Array, shape (D, K)
+        Log document-topic proportions.
+    log_beta : Array, shape (K, V)
+        Log topic-word distributions.
+    word_ids : Array of int, shape (D, L)
+        Slot words, ``-1`` in unused slots; distinct within a document.
+    total_count : Array of int, shape (D,)
+        Tokens per document.
+
+    Batch shape ``(D,)``, event shape ``(L,)``.
+    """
+
+    arg_constraints = {"log_theta": log_simplex, "log_beta": log_simplex}
+    support = constraints.independent(constraints.nonnegative_integer, 1)
+    pytree_data_fields = ("log_theta", "log_beta", "word_ids", "total_count")
+
+    def __init__(self, log_theta, log_beta, word_ids, total_count, *, validate_args=None):
+        self.log_theta = log_theta
+        self.log_beta = log_beta
+        self.word_ids = jnp.asarray(word_ids)
+        self.total_count = jnp.asarray(total_count)
+        batch_shape = jax.lax.broadcast_shapes(jnp.shape(log_theta)[:-1], self.word_ids.shape[:-1])
+        super().__init__(batch_shape=batch_shape, event_shape=self.word_ids.shape[-1:],
+                         validate_args=validate_args)
+
+    def _slot_log_probs(self) -> jax.Array:
+        return slot_log_probs(self.log_theta, self.log_beta, self.word_ids)
+
+    def log_prob(self, value):
+        return _slot_multinomial_log_prob(self._slot_log_probs(), self.word_ids, self.total_count, value)
+
+    def sample(self, key, sample_shape=()):
+        return _slot_multinomial_sample(key, self._slot_log_probs(), self.word_ids, self.total_count, sample_shape)
+
+
+def _slot_multinomial_log_prob(lp, word_ids, total_count, value):
+    """Multinomial log pmf over (slot words, "any other word"), from per-slot log-probabilities."""
+    value = jnp.asarray(value, dtype=jnp.result_type(float))
+    used = word_ids >= 0
+    terms = jnp.where(value > 0, value * lp, 0.0).sum(-1)
+    other = total_count - value.sum(-1)
+    # only a forward-drawn (replicated) document has tokens on words outside its slots
+    p_other = jnp.clip(1.0 - jnp.where(used, jnp.exp(lp), 0.0).sum(-1), 1e-30, 1.0)
+    terms = terms + jnp.where(other > 0, other * jnp.log(p_other), 0.0)
+    gl = jax.scipy.special.gammaln
+    coef = gl(total_count + 1.0) - gl(value + 1.0).sum(-1) - gl(jnp.maximum(other, 0.0) + 1.0)
+    return coef + terms
+
+
+def _slot_multinomial_sample(key, lp, word_ids, total_count, sample_shape):
+    used = word_ids >= 0
+    p = jnp.where(used, jnp.exp(lp), 0.0)
+    p_other = jnp.clip(1.0 - p.sum(-1, keepdims=True), 0.0, 1.0)
+    probs = jnp.concatenate([p, p_other], axis=-1)
+    probs = probs / probs.sum(-1, keepdims=True)
+    # Multinomial sampling needs a static bound on the count; data lengths are concrete here
+    n_max = None if isinstance(total_count, jax.core.Tracer) else int(jnp.max(total_count))
+    draws = dist.Multinomial(total_count=total_count, probs=probs, total_count_max=n_max).sample(key, sample_shape)
+    return draws[..., :-1]
+
+
+class ProdLDADocuments(dist.Distribution):
+    """Bag-of-words documents with per-slot word log-probabilities given (ProdLDA's decoder).
+
+    The same multinomial over (slot words, "any other word") as :class:`LDADocuments`, with
+    ``slot_log_prob[d, l] = log softmax(theta_d @ W + b)[word_ids[d, l]]`` computed by the
+    program. Batch shape ``(D,)``, event shape ``(L,)``.
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.nonnegative_integer, 1)
+    pytree_data_fields = ("slot_log_prob", "word_ids", "total_count")
+
+    def __init__(self, slot_log_prob, word_ids, total_count, *, validate_args=None):
+        self.slot_log_prob = slot_log_prob
+        self.word_ids = jnp.asarray(word_ids)
+        self.total_count = jnp.asarray(total_count)
+        super().__init__(batch_shape=jnp.shape(slot_log_prob)[:-1], event_shape=jnp.shape(slot_log_prob)[-1:],
+                         validate_args=validate_args)
+
+    def log_prob(self, value):
+        return _slot_multinomial_log_prob(self.slot_log_prob, self.word_ids, self.total_count, value)
+
+    def sample(self, key, sample_shape=()):
+        return _slot_multinomial_sample(key, self.slot_log_prob, self.word_ids, self.total_count, sample_shape)
+
+
+# ============================================================================================
+# Data checks
+# ============================================================================================
+
+
+def _concrete(x: Any) -> bool:
+    return x is not None and not isinstance(x, jax.core.Tracer)
+
+
+def _check_slots(word_ids: Any, counts: Any, vocab_size: int) -> None:
+    """Shape and value checks of slot-form data (only on concrete arrays, not under tracing)."""
+    w = np.asarray(word_ids)
+    if w.ndim != 2:
+        raise DataError("word_ids", "a (D, L) integer array of slot words", describe(word_ids))
+    if not np.issubdtype(w.dtype, np.integer):
+        raise DataError("word_ids", "integer word indices", f"dtype {w.dtype}")
+    if w.size and (w.max() >= vocab_size or w.min() < -1):
+        raise DataError("word_ids", f"indices in [0, {vocab_size}) or -1 for an unused slot",
+                        f"range [{w.min()}, {w.max()}]")
+    if counts is None:
+        return
+    c = np.asarray(counts)
+    if c.shape != w.shape:
+        raise DataError("counts", f"the shape of word_ids {w.shape}", f"shape {c.shape}")
+    if np.issubdtype(c.dtype, np.floating) and not np.all(c == np.round(c)):
+        raise DataError("counts", "integer word counts", "non-integer values")
+    if c.size and c.min() < 0:
+        raise DataError("counts", "non-negative word counts", f"minimum {c.min()}")
+    empty = np.flatnonzero(c.sum(-1) == 0)
+    if empty.size:
+        raise DataError("counts", "documents with at least one token",
+                        f"{empty.size} empty document(s), the first at index {empty[0]}")
+
+
+# ============================================================================================
+# Programs
+# ============================================================================================
+
+
+def lda(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int | None = None,
+        doc_length=None, alpha: float = 0.1, eta: float = 0.05, subsample_size: int | None = None):
+    """Classic LDA over bag-of-words counts, every token's topic summed out.
+
+    ::
+
+        beta_k  ~ Dirichlet(eta * 1_V)            k = 1..K   (plate "topic")
+        theta_d ~ Dirichlet(alpha * 1_K)          d = 1..D   (plate "doc")
+        counts_d | theta_d, beta ~ Multinomial(n_d, theta_d @ beta)
+
+    Parameters
+    ----------
+    word_ids : array of int, shape (D, L)
+        Each document's distinct words (slot form, :func:`ppl_models.text.to_padded`), ``-1``
+        in unused slots.
+    counts : array of int, shape (D, L), optional
+        Their counts; ``None`` samples them (forward simulation, given ``doc_length``).
+    num_topics : int
+        ``K >= 2``.
+    vocab_size : int
+        ``V``.
+    doc_length : array of int, shape (D,), optional
+        Tokens per document; by default the row sums of ``counts``.
+    alpha, eta : float
+        Symmetric Dirichlet concentrations of ``theta_d`` and ``beta_k``.
+    subsample_size : int, optional
+        Documents per SVI minibatch (the ``doc`` plate subsamples; the likelihood is scaled).
+
+    Sites
+    -----
+    ``log_beta`` (K, V) and ``log_theta`` (D, K), the logarithms of ``beta`` and ``theta``
+    (:class:`LogDirichlet`; ``beta = exp(log_beta)``), and the observed ``counts`` (D, L).
+    """
+    K = check_num_topics(num_topics)
+    if word_ids is None:
+        raise DataError("word_ids", "a (D, L) array of slot words (ppl_models.text.to_padded)", "None")
+    if vocab_size is None:
+        raise DataError("vocab_size", "the vocabulary size V (an integer)", "None")
+    V = int(vocab_size)
+    if _concrete(word_ids) and not isinstance(word_ids, jax.Array):
+        _check_slots(word_ids, counts, V)
+    word_ids = jnp.asarray(word_ids)
+    D = word_ids.shape[0]
+    if doc_length is None:
+        if counts is None:
+            raise DataError("doc_length", "the tokens per document when counts is None (forward simulation)", "None")
+        doc_length = jnp.asarray(counts).sum(-1)
+    doc_length = jnp.asarray(doc_length)
+    # The Dirichlet sites are sampled as logarithms (LogDirichlet): in float32 the small
+    # probabilities of a large vocabulary underflow to 0 and make the density infinite.
+    with numpyro.plate("topic", K):
+        log_beta = numpyro.sample("log_beta", LogDirichlet(jnp.full((V,), float(eta))))
+    with numpyro.plate("doc", D, subsample_size=subsample_size) as idx:
+        log_theta = numpyro.sample("log_theta", LogDirichlet(jnp.full((K,), float(alpha))))
+        obs = None if counts is None else jnp.asarray(counts)[idx]
+        numpyro.sample("counts", LDADocuments(log_theta, log_beta, word_ids[idx], doc_length[idx]), obs=obs)
+
+
+# ============================================================================================
+# Data from a corpus
+# ============================================================================================
+
+
+def lda_data(corpus: Corpus | Any, *, num_topics: int = 10, vocabulary: Any = None,
+             alpha: float | None = None, eta: float = 0.05, name: str = "", description: str = "",
+             extra: Mapping[str, Any] | None = None) -> ModelData:
+    """The keyword arguments of :func:`lda` (and :func:`prodlda`) for a corpus.
+
+    Parameters
+    ----------
+    corpus : Corpus, or a (D, V) count matrix (SciPy sparse or dense)
+    num_topics : int
+    vocabulary : sequence of str, optional
+        Column names (taken from a :class:`~ppl_models.text.Corpus`).
+    alpha : float, optional
+        Document-topic concentration (default ``1 / K``).
+    eta : float
+        Topic-word concentration.
+
+    Returns
+    -------
+    ModelData
+        kwargs ``word_ids``, ``counts``, ``doc_length``, ``num_topics``, ``vocab_size``,
+        ``alpha``, ``eta``; observed ``counts``; ``extra["corpus"]`` holds the corpus.
+    """
+    K = check_num_topics(num_topics)
+    if isinstance(corpus, Corpus):
+        vocab = corpus.vocabulary
+        X = as_count_matrix(corpus.counts)
+    else:
+        X = as_count_matrix(corpus)
+        vocab = np.asarray(vocabulary if vocabulary is not None else [f"w{j}" for j in range(X.shape[1])])
+        corpus = Corpus(counts=X, vocabulary=vocab)
+    pad = to_padded(X)
+    a = float(alpha) if alpha is not None else 1.0 / K
+    kwargs = {"word_ids": pad.word_ids, "counts": pad.counts, "doc_length": np.asarray(X.sum(1)).ravel().astype(np.int32),
+              "num_topics": K, "vocab_size": int(X.shape[1]), "alpha": a, "eta": float(eta)}
+    return ModelData(kwargs=kwargs, observed=("counts",),
+                     coords={"topic": [f"topic{k}" for k in range(K)], "word": [str(v) for v in vocab]},
+                     dims={"log_beta": ["topic", "word"], "log_theta": ["doc", "topic"]},
+                     name=name, description=description,
+                     extra=dict(extra or {}, corpus=corpus))
+
+
+def _as_lda_data(data: Any, num_topics: int | None) -> ModelData:
+    if isinstance(data, ModelData):
+        md = data
+        if num_topics is not None and int(num_topics) != md.kwargs.get("num_topics"):
+            md = ModelData(kwargs=dict(md.kwargs, num_topics=check_num_topics(num_topics)), observed=md.observed,
+                           coords=dict(md.coords, topic=[f"topic{k}" for k in range(int(num_topics))]),
+                           dims=md.dims, name=md.name, description=md.description, extra=md.extra)
+        return md
+    if isinstance(data, Mapping):
+        return ModelData(kwargs=dict(data), observed=("counts",))
+    return lda_data(data, num_topics=10 if num_topics is None else num_topics)
+
+
+# ============================================================================================
+# Fitting: SVI with checkpoints, NUTS for reference
+# ============================================================================================
+
+
+@dataclass
+class Checkpoint:
+    """Where and how often :func:`fit_lda` saves the SVI state.
+
+    Attributes
+    ----------
+    path : str or Path
+        The checkpoint file. If it exists when the fit starts, the fit resumes from it (the
+        settings saved in it must match); it is rewritten atomically (a temporary file, then
+        ``os.replace``), so an interruption never leaves a half-written checkpoint.
+    every : int
+        Save after every ``every`` optimisation steps (and at the end).
+    """
+
+    path: str | Path
+    every: int = 200
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _load_checkpoint(path: Path, settings: dict) -> dict | None:
+    if not path.exists():
+        return None
+    with open(path, "rb") as fh:
+        payload = pickle.load(fh)
+    saved = payload.get("settings", {})
+    diff = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+    if diff:
+        raise DataError("checkpoint", "a checkpoint written by a fit with the same settings and data",
+                        f"different settings {diff} (saved, now) in {str(path)!r}",
+                        "delete the file to start afresh")
+    return payload
+
+
+def _run_svi(svi: SVI, key: jax.Array, num_steps: int, run_kwargs: dict, checkpoint: Checkpoint | None,
+             settings: dict, progress: Callable[[int, float], None] | None) -> tuple[Any, np.ndarray, dict]:
+    """Run SVI in chunks of ``checkpoint.every`` steps (``lax.scan`` inside), saving between chunks."""
+    every = int(checkpoint.every) if checkpoint is not None else num_steps
+    if every < 1:
+        raise DataError("checkpoint.every", "an integer >= 1", every)
+    path = Path(checkpoint.path) if checkpoint is not None else None
+    payload = _load_checkpoint(path, settings) if path is not None else None
+    # init also sets up the SVI object's transforms, so it runs on a resumed fit too
+    state = svi.init(key, **run_kwargs)
+    if payload is not None:
+        leaves = jax.tree_util.tree_leaves(payload["state"])
+        state = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state), [jnp.asarray(v) for v in leaves])
+        losses = list(payload["losses"])
+        step = int(payload["step"])
+        resumed_from = step
+    else:
+        losses, step, resumed_from = [], 0, None
+
+    def body(s, _):
+        return svi.update(s, **run_kwargs)
+
+    chunks: dict[int, Callable] = {}
+    while step < num_steps:
+        n = min(every, num_steps - step)
+        if n not in chunks:  # the chunk boundaries are the same on a resumed run: same arithmetic
+            chunks[n] = jax.jit(lambda s, n=n: jax.lax.scan(body, s, None, length=n))
+        state, chunk_losses = chunks[n](state)
+        chunk_losses = np.asarray(chunk_losses)
+        losses.extend(chunk_losses.tolist())
+        step += n
+        if not np.isfinite(chunk_losses[-1]):
+            raise FloatingPointError(f"SVI diverged: the loss is {chunk_losses[-1]} at step {step}; "
+                                     f"lower learning_rate")
+        if path is not None:
+            _save_checkpoint(path, {"state": jax.device_get(state), "losses": np.asarray(losses),
+                                    "step": step, "settings": settings})
+        if progress is not None:
+            progress(step, float(chunk_losses[-1]))
+    return state, np.asarray(losses), {"resumed_from_step": resumed_from}
+
+
+def _settings_fingerprint(kwargs: Mapping[str, Any]) -> str:
+    """A short digest of the data, so a checkpoint is not resumed on other documents."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(kwargs):
+        v = kwargs[k]
+        if isinstance(v, np.ndarray):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(v).tobytes())
+        elif isinstance(v, (int, float, str)) or v is None:
+            h.update(f"{k}={v!r}".encode())
+    return h.hexdigest()[:16]
+
+
+def fit_lda(data: ModelData | Corpus | Any, num_topics: int | None = None, *, method: str = "svi",
+            num_steps: int = 2000, learning_rate: float = 0.1, batch_size: int | None = None,
+            init_radius: float = 0.5, seed: int = 0, num_posterior_draws: int = 100,
+            checkpoint: Checkpoint | str | Path | None = None,
+            progress: Callable[[int, float], None] | None = None, **mcmc_kwargs: Any) -> Fit:
+    """Fit classic LDA (:func:`lda`) by minibatch SVI with a mean-field guide, or by NUTS.
+
+    Parameters
+    ----------
+    data : ModelData (from :func:`lda_data`), Corpus, or a (D, V) count matrix
+    num_topics : int, optional
+        ``K >= 2`` (default: the data's, else 10).
+    method : {"svi", "nuts"}
+        ``"svi"``: ``AutoNormal`` (a mean-field Gaussian on the unconstrained, log-space
+        stick-breaking coordinates of every ``theta_d`` and ``beta_k``), ``Trace_ELBO``, Adam
+        whose step decays geometrically from ``learning_rate`` to 1% of it by the last step.
+        ``"nuts"``: :func:`ppl_models.fit` with NUTS (``mcmc_kwargs`` go there); for small
+        corpora, as a reference.
+    num_steps : int
+        SVI steps. With minibatches each document's local factors move once per epoch
+        (``D / batch_size`` steps), so plan on many epochs.
+    learning_rate : float
+        Adam's initial step size (log-space coordinates tolerate 0.1; lower it if the loss
+        diverges).
+    batch_size : int, optional
+        Documents per minibatch (the ``doc`` plate subsamples); ``None`` uses every document
+        in every step.
+    init_radius : float
+        The guide's means start uniformly in ``(-r, r)`` (near the uniform simplex point).
+    seed : int
+    num_posterior_draws : int
+        Draws from the fitted guide kept in the ``Fit``.
+    checkpoint : Checkpoint, str or Path, optional
+        Save the SVI state every ``checkpoint.every`` steps; a run that finds the file resumes
+        from it and ends exactly where the uninterrupted run would have.
+    progress : callable, optional
+        ``progress(step, loss)`` after every chunk.
+
+    Returns
+    -------
+    Fit
+        The core result (``method="svi"`` or ``"nuts"``); ``info["model"] == "lda"``.
+    """
+    from numpyro.infer.initialization import init_to_uniform
+
+    from ..inference import fit as core_fit
+
+    md = _as_lda_data(data, num_topics)
+    kwargs = dict(md.kwargs)
+    method_l = str(method).lower()
+    if method_l == "nuts":
+        res = core_fit(lda, md, method="nuts", seed=seed, **mcmc_kwargs)
+        res.info["model"] = "lda"
+        return res
+    if method_l != "svi":
+        raise DataError("method", "'svi' or 'nuts'", repr(method))
+    if mcmc_kwargs:
+        raise DataError("keyword arguments", "none besides the SVI settings for method='svi'", sorted(mcmc_kwargs))
+    num_steps = int(num_steps)
+    if num_steps < 1:
+        raise DataError("num_steps", "an integer >= 1", num_steps)
+    n_docs = int(np.shape(kwargs["word_ids"])[0])
+    if batch_size is not None and (int(batch_size) < 1 or int(batch_size) > n_docs):
+        raise DataError("batch_size", f"an integer in [1, {n_docs}] (the number of documents) or None", batch_size)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(path=checkpoint)
+    init = init_to_uniform(radius=float(init_radius))
+    guide = AutoNormal(lda, init_loc_fn=init)
+    decay = 0.01 ** (1.0 / num_steps)
+    optim = numpyro.optim.Adam(step_size=lambda i: learning_rate * decay ** i)
+    svi = SVI(lda, guide, optim, loss=Trace_ELBO())
+    dev = _device_arrays(kwargs)
+    run_kwargs = dict(dev, subsample_size=None if batch_size is None else int(batch_size))
+    settings = {"model": "lda", "num_steps": num_steps, "learning_rate": float(learning_rate),
+                "batch_size": batch_size, "seed": int(seed), "init_radius": float(init_radius),
+                "data": _settings_fingerprint(kwargs)}
+    k_run, k_draw = jax.random.split(jax.random.PRNGKey(int(seed)))
+    t0 = time.perf_counter()
+    state, losses, run_info = _run_svi(svi, k_run, num_steps, run_kwargs, checkpoint, settings, progress)
+    fit_seconds = time.perf_counter() - t0
+    params = svi.get_params(state)
+    res = _fit_from_guide(lda, md, params, k_draw, num_posterior_draws,
+                          guide_factory=lambda: AutoNormal(lda, init_loc_fn=init))
+    res.info.update(method="svi", seed=int(seed), model="lda", num_steps=num_steps, learning_rate=float(learning_rate),
+                    batch_size=batch_size, final_loss=float(losses[-1]), fit_seconds=fit_seconds,
+                    num_posterior_draws=int(num_posterior_draws), guide="AutoNormal", **run_info)
+    res.svi_losses = losses
+    return res
+
+
+def _fit_from_guide(model: Callable, md: ModelData, params: Mapping[str, Any], key: jax.Array, num_draws: int,
+                    guide_factory: Callable[[], Any]) -> Fit:
+    """Draws from a fitted guide over *all* documents, as a core :class:`Fit`.
+
+    The guide is rebuilt without subsampling: an autoguide set up under a subsampled plate
+    keeps that plate's minibatch size and would return local factors for one minibatch only.
+    """
+    kwargs = dict(md.kwargs)
+    sites = inspect_model(model, kwargs, seed=0)
+    guide = guide_factory()
+    return_sites = sites.latent + sites.deterministic
+    pred = Predictive(model, guide=guide, params=params, num_samples=int(num_draws), return_sites=return_sites)
+    draws = pred(key, **_device_arrays(kwargs))
+    samples = {k: np.asarray(v)[None] for k, v in draws.items() if k in return_sites}
+    res = Fit(model=model, data=kwargs, method="svi", samples=samples, sample_stats={}, sites=sites,
+              observed=tuple(observed_kwargs(sites, kwargs, md.observed or None)), coords=md.coords, dims=md.dims,
+              info={})
+    res.svi_params = {k: np.asarray(v) for k, v in params.items()}
+    res._guide = guide
+    return res
+
+
+# ============================================================================================
+# Post-fit helpers
+# ============================================================================================
+
+
+def _model_kind(fit: Fit) -> str:
+    return str(fit.info.get("model", "lda"))
+
+
+def topic_word(fit: Fit) -> np.ndarray:
+    """Posterior-mean topic-word distributions ``beta``, shape (K, V) (rows sum to one).
+
+    For a ProdLDA fit: each topic's word distribution ``softmax(W_k + b)``
+    (:func:`prodlda_topic_word`).
+    """
+    if _model_kind(fit) == "prodlda":
+        return prodlda_topic_word(fit)
+    b = np.exp(np.asarray(fit.get_samples()["log_beta"], dtype=np.float64)).mean(0)
+    return b / b.sum(-1, keepdims=True)
+
+
+def doc_topics(fit: Fit) -> np.ndarray:
+    """Posterior-mean document-topic proportions of the fitted documents, shape (D, K)."""
+    if _model_kind(fit) == "prodlda":
+        return prodlda_doc_topics(fit, fit.data["word_ids"], fit.data["counts"])
+    t = np.exp(np.asarray(fit.get_samples()["log_theta"], dtype=np.float64)).mean(0)
+    return t / t.sum(-1, keepdims=True)
+
+
+def _vocabulary(fit: Fit, vocabulary: Any) -> np.ndarray:
+    if vocabulary is not None:
+        return np.asarray(vocabulary)
+    if "word" in fit.coords:
+        return np.asarray(fit.coords["word"])
+    return np.asarray([f"w{j}" for j in range(int(fit.data["vocab_size"]))])
+
+
+def top_words(fit: Fit, num_words: int = 10, *, vocabulary: Any = None, long: bool = False):
+    """The most probable words of every topic, as a pandas DataFrame.
+
+    Parameters
+    ----------
+    fit : Fit
+    num_words : int
+    vocabulary : sequence of str, optional
+        Default: the fit's ``word`` coordinate.
+    long : bool
+        ``False``: one row per topic, columns ``word_1..word_N`` (best first). ``True``: one
+        row per (topic, rank) with the word and its probability.
+    """
+    import pandas as pd
+
+    beta = topic_word(fit)
+    vocab = _vocabulary(fit, vocabulary)
+    order = np.argsort(-beta, axis=1)[:, :int(num_words)]
+    if long:
+        rows = [{"topic": k, "rank": r + 1, "word": str(vocab[w]), "probability": float(beta[k, w])}
+                for k in range(beta.shape[0]) for r, w in enumerate(order[k])]
+        return pd.DataFrame(rows)
+    return pd.DataFrame([[str(vocab[w]) for w in order[k]] for k in range(beta.shape[0])],
+                        index=pd.Index([f"topic{k}" for k in range(beta.shape[0])], name="topic"),
+                        columns=[f"word_{r + 1}" for r in range(order.shape[1])])
+
+
+def _padded_input(counts: Any, vocab_size: int) -> PaddedCounts:
+    if isinstance(counts, PaddedCounts):
+        return counts
+    X = as_count_matrix(counts, allow_empty_docs=True)
+    if X.shape[1] != vocab_size:
+        raise DataError("counts", f"{vocab_size} columns (the fitted vocabulary)", f"{X.shape[1]}")
+    return to_padded(X)
+
+
+def _alpha(fit: Fit) -> np.ndarray:
+    k = int(fit.data["num_topics"])
+    return np.full(k, float(fit.data.get("alpha", 1.0 / k)))
+
+
+def transform(fit: Fit, counts: Any, *, num_iterations: int = 100) -> np.ndarray:
+    """Topic proportions of new documents, shape (D_new, K).
+
+    Classic LDA: the mean-field fold-in (:func:`~ppl_models.kernels.lda.estimate_theta`) for the
+    posterior-mean topics. ProdLDA: one encoder pass (:func:`prodlda_doc_topics`).
+
+    Parameters
+    ----------
+    counts : Corpus, (D_new, V) count matrix, or PaddedCounts
+        Over the fitted vocabulary (:meth:`ppl_models.text.Corpus.transform`).
+    """
+    V = int(fit.data["vocab_size"])
+    pad = _padded_input(counts, V)
+    if _model_kind(fit) == "prodlda":
+        return prodlda_doc_topics(fit, pad.word_ids, pad.counts)
+    est = jax.jit(estimate_theta, static_argnames="num_iterations")(
+        jnp.asarray(topic_word(fit), dtype=jnp.float32), jnp.asarray(_alpha(fit), dtype=jnp.float32),
+        jnp.asarray(pad.word_ids), jnp.asarray(pad.counts), num_iterations=int(num_iterations))
+    return np.asarray(est.theta, dtype=np.float64)
+
+
+def heldout_perplexity(fit: Fit, observed: Any, heldout: Any, *, num_iterations: int = 100) -> Perplexity:
+    """Document-completion perplexity: ``theta`` from ``observed``, ``heldout`` tokens scored.
+
+    ``observed`` and ``heldout`` are the two parts of the same held-out documents
+    (:func:`ppl_models.text.completion_split`). Classic LDA uses
+    :func:`~ppl_models.kernels.lda.document_completion_perplexity` with the posterior-mean
+    topics, the measure the benchmark applies to every peer; ProdLDA takes ``theta`` from its
+    encoder on the observed part and scores with its own decoder.
+    """
+    V = int(fit.data["vocab_size"])
+    obs, ho = _padded_input(observed, V), _padded_input(heldout, V)
+    if obs.word_ids.shape[0] != ho.word_ids.shape[0]:
+        raise DataError("heldout", f"the same {obs.word_ids.shape[0]} documents as observed", ho.word_ids.shape[0])
+    if _model_kind(fit) == "prodlda":
+        theta = jnp.asarray(prodlda_doc_topics(fit, obs.word_ids, obs.counts), dtype=jnp.float32)
+        lp = _prodlda_slot_log_probs(fit, theta, jnp.asarray(ho.word_ids))
+        return jax.tree_util.tree_map(np.asarray, perplexity_from_log_probs(lp, jnp.asarray(ho.counts)))
+    out = jax.jit(document_completion_perplexity, static_argnames="num_iterations")(
+        jnp.asarray(topic_word(fit), dtype=jnp.float32), jnp.asarray(_alpha(fit), dtype=jnp.float32),
+        jnp.asarray(obs.word_ids), jnp.asarray(obs.counts), jnp.asarray(ho.word_ids), jnp.asarray(ho.counts),
+        num_iterations=int(num_iterations))
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+def coherence(fit_or_topics: Fit | Any, counts: Any, *, num_words: int = 10, measure: str = "umass") -> Coherence:
+    """UMass or NPMI coherence of each topic's top words, from document co-occurrence in ``counts``.
+
+    Parameters
+    ----------
+    fit_or_topics : Fit, or a (K, V) topic-word matrix (any model's, e.g. a peer's)
+    counts : Corpus or (D, V) count matrix
+        The reference documents (usually the training corpus).
+    num_words : int
+        Top words per topic.
+    measure : {"umass", "npmi"}
+    """
+    beta = topic_word(fit_or_topics) if isinstance(fit_or_topics, Fit) else np.asarray(fit_or_topics)
+    X = as_count_matrix(counts, allow_empty_docs=True)
+    if X.shape[1] != beta.shape[1]:
+        raise DataError("counts", f"{beta.shape[1]} columns (the topics' vocabulary)", f"{X.shape[1]}")
+    top = np.argsort(-beta, axis=1)[:, :int(num_words)]
+    words, local = np.unique(top, return_inverse=True)
+    # only the columns of the top words become dense: (D, <= K * num_words)
+    presence = (X[:, words] > 0).toarray()
+    fn = {"umass": umass_coherence, "npmi": npmi_coherence}.get(measure)
+    if fn is None:
+        raise DataError("measure", "'umass' or 'npmi'", repr(measure))
+    out = fn(jnp.asarray(local.reshape(top.shape)), jnp.asarray(presence))
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
+class SyntheticCorpus(NamedTuple):
+    """Documents forward-sampled from a fitted topic model.
+
+    Attributes
+    ----------
+    counts : scipy.sparse.csr_matrix, shape (D, V)
+    theta : ndarray, shape (D, K)
+        The topic proportions each document was drawn with.
+    tokens : SyntheticTokens
+        Every token's topic and word (``(D, L)``, padded with ``-1``).
+    """
+
+    counts: sp.csr_matrix
+    theta: np.ndarray
+    tokens: SyntheticTokens
+
+
+def sample_documents(fit: Fit, num_docs: int, doc_length: int | Any, *, seed: int = 0) -> SyntheticCorpus:
+    """Synthetic documents from the fitted LDA: ``theta_d ~ Dirichlet(alpha)``, then tokens.
+
+    Uses the posterior-mean topics; ``doc_length`` is one length or one per document.
+    """
+    if _model_kind(fit) == "prodlda":
+        raise DataError("fit", "a classic LDA fit (ProdLDA is not a mixture of topics token by token)", "a ProdLDA fit")
+    n = int(num_docs)
+    if n < 1:
+        raise DataError("num_docs", "an integer >= 1", num_docs)
+    lengths = np.broadcast_to(np.asarray(doc_length, dtype=np.int64), (n,))
+    if lengths.min() < 1:
+        raise DataError("doc_length", "lengths >= 1", int(lengths.min()))
+    beta = jnp.asarray(topic_word(fit), dtype=jnp.float32)
+    k_theta, k_tok = jax.random.split(jax.random.PRNGKey(int(seed)))
+    theta = jax.random.dirichlet(k_theta, jnp.asarray(_alpha(fit), dtype=jnp.float32), (n,))
+    theta = jnp.clip(theta, 1e-30, None)
+    tok = sample_tokens(k_tok, theta, beta, jnp.asarray(lengths), int(lengths.max()))
+    words, mask = np.asarray(tok.words), np.asarray(tok.mask)
+    rows = np.repeat(np.arange(n), mask.sum(1))
+    X = sp.coo_matrix((np.ones(rows.size, dtype=np.int64), (rows, words[mask])),
+                      shape=(n, beta.shape[1])).tocsr()
+    X.sum_duplicates()
+    return SyntheticCorpus(counts=X, theta=np.asarray(theta, dtype=np.float64), tokens=tok)
+
+
+# ============================================================================================
+# ProdLDA: amortized inference with a product-of-experts decoder
+# ============================================================================================
+
+
+def _encode(params: Mapping[str, jax.Array], word_ids: jax.Array, counts: jax.Array) -> jax.Array:
+    """The encoder: a document's counts to the Dirichlet concentration of ``q(theta_d)``, (D, K).
+
+    The first layer is an embedding bag over the slots (``sum_l log1p(c_l) W1[w_l]``), so no
+    dense (D, V) input is formed; two softplus layers follow. The concentration is bounded
+    below by 0.5: Gamma draws with a smaller shape underflow to 0 in float32 and make
+    ``log q`` infinite.
+    """
+    used = word_ids >= 0
+    x = jnp.where(used, jnp.log1p(jnp.asarray(counts, dtype=jnp.float32)), 0.0)
+    emb = jnp.take(params["encoder_w1"], jnp.where(used, word_ids, 0), axis=0)  # (D, L, H)
+    h = jax.nn.softplus(jnp.einsum("dl,dlh->dh", x, emb) + params["encoder_b1"])
+    h = jax.nn.softplus(h @ params["encoder_w2"] + params["encoder_b2"])
+    return 0.5 + jax.nn.softplus(h @ params["encoder_w3"] + params["encoder_b3"])
+
+
+def _encoder_params(V: int, H: int, K: int) -> dict[str, jax.Array]:
+    def glorot(shape):
+        return lambda key: jax.random.normal(key, shape) * jnp.sqrt(2.0 / sum(shape))
+
+    return {
+        "encoder_w1": numpyro.param("encoder_w1", glorot((V, H))),
+        "encoder_b1": numpyro.param("encoder_b1", jnp.zeros(H)),
+        "encoder_w2": numpyro.param("encoder_w2", glorot((H, H))),
+        "encoder_b2": numpyro.param("encoder_b2", jnp.zeros(H)),
+        "encoder_w3": numpyro.param("encoder_w3", glorot((H, K))),
+        "encoder_b3": numpyro.param("encoder_b3", jnp.zeros(K)),
+    }
+
+
+def _check_prodlda_args(word_ids, counts, num_topics, vocab_size):
+    K = check_num_topics(num_topics)
+    if word_ids is None:
+        raise DataError("word_ids", "a (D, L) array of slot words (ppl_models.text.to_padded)", "None")
+    if vocab_size is None:
+        raise DataError("vocab_size", "the vocabulary size V (an integer)", "None")
+    if _concrete(word_ids) and not isinstance(word_ids, jax.Array):
+        _check_slots(word_ids, counts, int(vocab_size))
+    return K, int(vocab_size)
+
+
+def prodlda(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int | None = None,
+            doc_length=None, alpha: float = 1.0, eta: float | None = None, hidden: int = 100,
+            background=None, subsample_size: int | None = None):
+    """ProdLDA (Srivastava & Sutton 2017) with a per-word offset.
+
+    ::
+
+        theta_d ~ Dirichlet(alpha * 1_K)
+        counts_d ~ Multinomial(n_d, softmax(theta_d @ W + b))
+
+    ``W`` (K, V) (``decoder_weight``) and the per-word offset ``b`` (V,) (``decoder_bias``,
+    started at the log word frequencies ``background``) are point estimates
+    (``numpyro.param``); the offset carries the corpus's word frequencies so the topics need
+    not (without it, ProdLDA scored worse than a unigram model here, STACK.md). Fit it with
+    :func:`prodlda_guide` (:func:`fit_prodlda`).
+
+    Parameters
+    ----------
+    word_ids, counts : arrays, shape (D, L)
+        Slot-form documents (as :func:`lda`).
+    num_topics, vocab_size, doc_length
+        As :func:`lda`.
+    alpha : float
+        Dirichlet concentration of ``theta_d`` (1: uniform on the simplex).
+    eta : float, optional
+        Accepted (and ignored) so :func:`lda_data` output works unchanged.
+    hidden : int
+        Encoder width (used by the guide; accepted here so model and guide share arguments).
+    background : array, shape (V,), optional
+        Initial offset (default: log smoothed word frequencies of ``counts``).
+    subsample_size : int, optional
+
+    Sites
+    -----
+    ``theta`` (D, K); params ``decoder_weight``, ``decoder_bias``; observed ``counts``.
+    """
+    del eta, hidden
+    K, V = _check_prodlda_args(word_ids, counts, num_topics, vocab_size)
+    word_ids = jnp.asarray(word_ids)
+    D = word_ids.shape[0]
+    if doc_length is None:
+        if counts is None:
+            raise DataError("doc_length", "the tokens per document when counts is None (forward simulation)", "None")
+        doc_length = jnp.asarray(counts).sum(-1)
+    doc_length = jnp.asarray(doc_length)
+    if background is None:
+        if counts is not None:
+            freq = jnp.zeros(V).at[jnp.where(word_ids >= 0, word_ids, 0)].add(
+                jnp.where(word_ids >= 0, jnp.asarray(counts, dtype=jnp.float32), 0.0).astype(jnp.float32))
+            background = jnp.log(freq + 1.0) - jnp.log((freq + 1.0).sum())
+        else:
+            background = jnp.full(V, -jnp.log(V))
+    W = numpyro.param("decoder_weight", lambda key: 0.01 * jax.random.normal(key, (K, V)))
+    b = numpyro.param("decoder_bias", jnp.asarray(background, dtype=jnp.float32))
+    with numpyro.plate("doc", D, subsample_size=subsample_size) as idx:
+        theta = numpyro.sample("theta", dist.Dirichlet(jnp.full((K,), float(alpha))))
+        ids = word_ids[idx]
+        log_p = jax.nn.log_softmax(theta @ W + b, axis=-1)  # (B, V): one minibatch at a time
+        lp = jnp.where(ids >= 0, jnp.take_along_axis(log_p, jnp.where(ids >= 0, ids, 0), axis=-1), 0.0)
+        obs = None if counts is None else jnp.asarray(counts)[idx]
+        numpyro.sample("counts", ProdLDADocuments(lp, ids, doc_length[idx]), obs=obs)
+
+
+def prodlda_guide(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int | None = None,
+                  doc_length=None, alpha: float = 1.0, eta: float | None = None, hidden: int = 100,
+                  background=None, subsample_size: int | None = None):
+    """The amortized guide of :func:`prodlda`: ``q(theta_d) = Dirichlet(encoder(counts_d))``.
+
+    The encoder (:func:`_encode`, plain JAX parameters through ``numpyro.param``) maps a
+    document's counts to its Dirichlet concentration, so a new document's topics need one
+    encoder pass and no optimisation.
+    """
+    del doc_length, alpha, eta, background
+    K, V = _check_prodlda_args(word_ids, counts, num_topics, vocab_size)
+    if counts is None:
+        raise DataError("counts", "the documents' counts (the guide encodes them)", "None")
+    word_ids = jnp.asarray(word_ids)
+    params = _encoder_params(V, int(hidden), K)
+    with numpyro.plate("doc", word_ids.shape[0], subsample_size=subsample_size) as idx:
+        conc = _encode(params, word_ids[idx], jnp.asarray(counts)[idx])
+        numpyro.sample("theta", dist.Dirichlet(conc))
+
+
+def fit_prodlda(data: ModelData | Corpus | Any, num_topics: int | None = None, *, hidden: int = 100,
+                alpha: float = 1.0, num_steps: int = 2000, learning_rate: float = 0.01, batch_size: int | None = 128,
+                seed: int = 0, num_posterior_draws: int = 20, checkpoint: Checkpoint | str | Path | None = None,
+                progress: Callable[[int, float], None] | None = None) -> Fit:
+    """Fit ProdLDA (:func:`prodlda` with :func:`prodlda_guide`) by minibatch SVI.
+
+    Parameters as :func:`fit_lda`; ``hidden`` is the encoder width, ``alpha`` the prior
+    concentration of ``theta``. Returns a core :class:`~ppl_models.fit.Fit` with
+    ``info["model"] == "prodlda"``; its ``svi_params`` hold the decoder and encoder.
+    """
+    md = _as_lda_data(data, num_topics)
+    kwargs = dict(md.kwargs, alpha=float(alpha), hidden=int(hidden))
+    md = ModelData(kwargs=kwargs, observed=("counts",), coords=md.coords, dims={"theta": ["doc", "topic"]},
+                   name=md.name, description=md.description, extra=md.extra)
+    n_docs = int(np.shape(kwargs["word_ids"])[0])
+    if batch_size is not None and (int(batch_size) < 1 or int(batch_size) > n_docs):
+        raise DataError("batch_size", f"an integer in [1, {n_docs}] (the number of documents) or None", batch_size)
+    num_steps = int(num_steps)
+    if num_steps < 1:
+        raise DataError("num_steps", "an integer >= 1", num_steps)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(path=checkpoint)
+    decay = 0.01 ** (1.0 / num_steps)
+    optim = numpyro.optim.Adam(step_size=lambda i: learning_rate * decay ** i)
+    svi = SVI(prodlda, prodlda_guide, optim, loss=Trace_ELBO())
+    run_kwargs = dict(_device_arrays(kwargs), subsample_size=None if batch_size is None else int(batch_size))
+    settings = {"model": "prodlda", "num_steps": num_steps, "learning_rate": float(learning_rate),
+                "batch_size": batch_size, "seed": int(seed), "hidden": int(hidden),
+                "data": _settings_fingerprint(kwargs)}
+    k_run, k_draw = jax.random.split(jax.random.PRNGKey(int(seed)))
+    t0 = time.perf_counter()
+    state, losses, run_info = _run_svi(svi, k_run, num_steps, run_kwargs, checkpoint, settings, progress)
+    fit_seconds = time.perf_counter() - t0
+    res = _fit_from_guide(prodlda, md, svi.get_params(state), k_draw, num_posterior_draws,
+                          guide_factory=lambda: prodlda_guide)
+    res.info.update(method="svi", seed=int(seed), model="prodlda", num_steps=num_steps,
+                    learning_rate=float(learning_rate), batch_size=batch_size, final_loss=float(losses[-1]),
+                    fit_seconds=fit_seconds, num_posterior_draws=int(num_posterior_draws), guide="prodlda_guide",
+                    hidden=int(hidden), **run_info)
+    res.svi_losses = losses
+    return res
+
+
+def prodlda_doc_topics(fit: Fit, word_ids: Any, counts: Any) -> np.ndarray:
+    """Topic proportions from one encoder pass: the mean of ``q(theta_d)``, shape (D, K)."""
+    params = {k: jnp.asarray(v) for k, v in fit.svi_params.items() if k.startswith("encoder_")}
+    conc = jax.jit(_encode)(params, jnp.asarray(word_ids), jnp.asarray(counts))
+    conc = np.asarray(conc, dtype=np.float64)
+    return conc / conc.sum(-1, keepdims=True)
+
+
+def prodlda_topic_word(fit: Fit, *, include_offset: bool = False) -> np.ndarray:
+    """ProdLDA topics as word distributions, shape (K, V).
+
+    ``softmax(W_k)``: the topic's expert alone, which ranks its distinctive words (the
+    convention for ProdLDA's top words); ``include_offset=True`` gives ``softmax(W_k + b)``,
+    the word distribution of a document made of topic ``k`` only.
+    """
+    W = np.asarray(fit.svi_params["decoder_weight"], dtype=np.float64)
+    if include_offset:
+        W = W + np.asarray(fit.svi_params["decoder_bias"], dtype=np.float64)
+    W = W - W.max(-1, keepdims=True)
+    p = np.exp(W)
+    return p / p.sum(-1, keepdims=True)
+
+
+def _prodlda_slot_log_probs(fit: Fit, theta: jax.Array, word_ids: jax.Array) -> jax.Array:
+    W = jnp.asarray(fit.svi_params["decoder_weight"])
+    b = jnp.asarray(fit.svi_params["decoder_bias"])
+    log_p = jax.nn.log_softmax(theta @ W + b, axis=-1)
+    used = word_ids >= 0
+    return jnp.where(used, jnp.take_along_axis(log_p, jnp.where(used, word_ids, 0), axis=-1), 0.0)
+
+
+def catalog_report(fit: Fit, model_data: ModelData, num_words: int = 8) -> dict[str, Any]:
+    """What ``ppl-models run`` prints for an LDA card: top words and coherence of every topic.
+
+    Returns a dict: ``topic{k}`` -> its top words (a string), ``umass_coherence`` and
+    ``npmi_coherence`` (means over topics, from document co-occurrence in the fitted corpus).
+    """
+    X = model_data.extra["corpus"].counts if "corpus" in model_data.extra else None
+    table = top_words(fit, num_words)
+    out: dict[str, Any] = {idx: " ".join(row) for idx, row in zip(table.index, table.to_numpy())}
+    if X is not None:
+        out["umass_coherence"] = round(float(coherence(fit, X, measure="umass").mean), 4)
+        out["npmi_coherence"] = round(float(coherence(fit, X, measure="npmi").mean), 4)
+    return out

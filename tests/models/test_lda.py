@@ -1,0 +1,322 @@
+"""LDA programs: recovery of known topics, the marginalized distribution, checkpoints, the text
+pipeline and its errors, ProdLDA, NUTS, and the bundled corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import jax
+import jax.numpy as jnp
+import pytest
+import scipy.sparse as sp
+from scipy import stats
+
+from ppl_models import text
+from ppl_models.errors import DataError
+from ppl_models.models import lda
+
+K_TRUE, V_TRUE = 3, 30
+
+
+def _true_topics():
+    # each topic puts 98% of its mass on its own block of 10 words
+    beta = np.full((K_TRUE, V_TRUE), 0.02 / (V_TRUE - 10))
+    for k in range(K_TRUE):
+        beta[k, 10 * k:10 * k + 10] = 0.098
+    return beta / beta.sum(1, keepdims=True)
+
+
+def _simulate(num_docs, seed, length=60, alpha=0.3):
+    rng = np.random.default_rng(seed)
+    beta = _true_topics()
+    theta = rng.dirichlet(np.full(K_TRUE, alpha), num_docs)
+    X = np.stack([rng.multinomial(length, theta[d] @ beta) for d in range(num_docs)])
+    return X, theta, beta
+
+
+@pytest.fixture(scope="module")
+def sim():
+    X, theta, beta = _simulate(200, seed=1)
+    return {"X": X, "theta": theta, "beta": beta, "md": lda.lda_data(X, num_topics=K_TRUE, alpha=0.3)}
+
+
+@pytest.fixture(scope="module")
+def sim_fit(sim):
+    return lda.fit_lda(sim["md"], num_steps=800, learning_rate=0.1, seed=0, num_posterior_draws=50)
+
+
+# ------------------------------------------------------------------------------------------ recovery
+
+
+def test_svi_recovers_known_topics(sim, sim_fit):
+    beta_hat = lda.topic_word(sim_fit)
+    m = lda.match_topics(beta_hat, sim["beta"])
+    # Hellinger distance (in [0, 1]) of every matched topic; measured 0.03-0.06 at seed 0
+    assert m.distances.max() < 0.12, m.distances
+    theta_hat = lda.doc_topics(sim_fit)[:, m.permutation]
+    # 60 tokens a document bound how well theta_d can be known; measured MAE 0.033
+    assert np.abs(theta_hat - sim["theta"]).mean() < 0.06
+    assert sim_fit.info["model"] == "lda" and np.isfinite(sim_fit.info["final_loss"])
+    assert sim_fit.get_samples()["log_beta"].shape == (50, K_TRUE, V_TRUE)
+
+
+def test_top_words_lie_in_each_topics_block(sim, sim_fit):
+    m = lda.match_topics(lda.topic_word(sim_fit), sim["beta"])
+    table = lda.top_words(sim_fit, 5)
+    assert table.shape == (K_TRUE, 5) and list(table.columns) == [f"word_{i}" for i in range(1, 6)]
+    for k in range(K_TRUE):
+        words = table.iloc[m.permutation[k]].tolist()
+        assert all(10 * k <= int(w[1:]) < 10 * k + 10 for w in words), (k, words)
+    long = lda.top_words(sim_fit, 4, long=True)
+    assert len(long) == K_TRUE * 4 and long.groupby("topic")["probability"].is_monotonic_decreasing.all()
+
+
+def test_heldout_perplexity_between_oracle_and_unigram(sim, sim_fit):
+    X_test, _, beta = _simulate(80, seed=2)
+    obs, ho = text.completion_split(X_test, seed=0)
+    got = float(lda.heldout_perplexity(sim_fit, obs, ho).perplexity)
+    # the true topics scored by the same measure, and the unigram model of the training corpus
+    oi, oc = text.to_padded(obs)
+    hi, hc = text.to_padded(ho)
+    oracle = float(lda.document_completion_perplexity(jnp.asarray(beta, jnp.float32), jnp.full(K_TRUE, 0.3),
+                                                      oi, oc, hi, hc).perplexity)
+    freq = sim["X"].sum(0) / sim["X"].sum()
+    unigram = float(np.exp(-(ho.toarray() * np.log(freq)).sum() / ho.sum()))
+    assert got < 0.8 * unigram
+    assert got < 1.05 * oracle, (got, oracle)
+
+
+def test_topics_of_new_documents(sim, sim_fit):
+    m = lda.match_topics(lda.topic_word(sim_fit), sim["beta"])
+    new = np.zeros((3, V_TRUE), int)
+    for k in range(K_TRUE):
+        new[k, 10 * k:10 * k + 10] = 3  # a document made of topic k's words only
+    theta = lda.transform(sim_fit, new)
+    assert theta.shape == (3, K_TRUE)
+    np.testing.assert_allclose(theta.sum(1), 1.0, rtol=1e-6)
+    assert [int(np.argmax(theta[k])) for k in range(K_TRUE)] == list(m.permutation)
+    assert theta.max(1).min() > 0.9
+
+
+def test_coherence_prefers_fitted_topics_to_shuffled_ones(sim, sim_fit):
+    good = lda.coherence(sim_fit, sim["X"], num_words=5, measure="npmi")
+    rng = np.random.default_rng(0)
+    shuffled = lda.topic_word(sim_fit)[:, rng.permutation(V_TRUE)]
+    bad = lda.coherence(shuffled, sim["X"], num_words=5, measure="npmi")
+    assert good.per_topic.shape == (K_TRUE,)
+    assert float(good.mean) > float(bad.mean) + 0.1
+    um = lda.coherence(sim_fit, sim["X"], num_words=5, measure="umass")
+    assert np.all(np.isfinite(um.per_topic)) and float(um.mean) <= 0.0
+    with pytest.raises(DataError, match="measure"):
+        lda.coherence(sim_fit, sim["X"], measure="cv")
+
+
+def test_forward_sampled_documents(sim_fit):
+    out = lda.sample_documents(sim_fit, 400, 50, seed=3)
+    assert out.counts.shape == (400, V_TRUE) and out.theta.shape == (400, K_TRUE)
+    assert np.all(np.asarray(out.counts.sum(1)).ravel() == 50)
+    # word frequencies over many documents approach E[theta] @ beta = mean(theta) @ beta
+    freq = np.asarray(out.counts.sum(0)).ravel() / out.counts.sum()
+    np.testing.assert_allclose(freq, out.theta.mean(0) @ lda.topic_word(sim_fit), atol=0.01)
+
+
+# ------------------------------------------------------------------------------------------ distribution
+
+
+def test_lda_documents_log_prob_is_the_exact_marginal():
+    rng = np.random.default_rng(0)
+    theta = rng.dirichlet(np.ones(3), 4)
+    beta = rng.dirichlet(np.ones(6), 3)
+    dense = rng.integers(0, 4, (4, 6))
+    dense[:, 2] += 1
+    pad = text.to_padded(dense)
+    with jax.enable_x64(True):
+        d = lda.LDADocuments(jnp.log(jnp.asarray(theta)), jnp.log(jnp.asarray(beta)), pad.word_ids, dense.sum(1))
+        lp = np.asarray(d.log_prob(jnp.asarray(pad.counts)))
+        ref = lda.document_log_likelihood(jnp.asarray(theta), jnp.asarray(beta), pad.word_ids, pad.counts).pointwise
+        np.testing.assert_allclose(lp, np.asarray(ref), rtol=1e-12)
+        for i in range(4):
+            assert lp[i] == pytest.approx(stats.multinomial.logpmf(dense[i], dense[i].sum(), theta[i] @ beta[:]), rel=1e-10)
+        # slots covering part of the vocabulary: the rest is one "other" category
+        ids = jnp.asarray([[0, 1, -1]] * 4)
+        part = lda.LDADocuments(jnp.log(jnp.asarray(theta)), jnp.log(jnp.asarray(beta)), ids, jnp.full(4, 5))
+        val = jnp.asarray([[2, 1, 0]] * 4)
+        p = theta @ beta
+        for i in range(4):
+            ref_i = stats.multinomial.logpmf([2, 1, 2], 5, [p[i, 0], p[i, 1], 1 - p[i, 0] - p[i, 1]])
+            assert float(part.log_prob(val)[i]) == pytest.approx(ref_i, rel=1e-10)
+        draws = np.asarray(part.sample(jax.random.PRNGKey(0), (2000,)))
+        assert draws.shape == (2000, 4, 3) and np.all(draws[..., 2] == 0) and np.all(draws.sum(-1) <= 5)
+        # the slot counts are binomial(5, p_w) marginally
+        np.testing.assert_allclose(draws[..., 0].mean(0), 5 * p[:, 0], atol=0.15)
+
+
+def test_log_dirichlet_density_and_transform():
+    with jax.enable_x64(True):
+        c = jnp.asarray([0.3, 1.5, 0.7, 2.0])
+        d = lda.LogDirichlet(c)
+        x = np.asarray([0.1, 0.5, 0.15, 0.25])
+        l = jnp.log(jnp.asarray(x))
+        ref = stats.dirichlet.logpdf(x, np.asarray(c)) + np.log(x[:-1]).sum()
+        assert float(d.log_prob(l)) == pytest.approx(ref, rel=1e-10)
+        t = lda._LogStickBreaking()
+        u = jnp.asarray([0.3, -1.2, 2.0])
+        y = t(u)
+        assert float(jax.scipy.special.logsumexp(y)) == pytest.approx(0.0, abs=1e-12)
+        np.testing.assert_allclose(np.asarray(t._inverse(y)), np.asarray(u), rtol=1e-10)
+        jac = jax.jacfwd(lambda v: t(v)[:-1])(u)
+        assert float(t.log_abs_det_jacobian(u, y)) == pytest.approx(float(jnp.linalg.slogdet(jac)[1]), rel=1e-10)
+        draws = d.sample(jax.random.PRNGKey(0), (20000,))
+        np.testing.assert_allclose(np.asarray(jnp.exp(draws).mean(0)), np.asarray(c / c.sum()), atol=0.01)
+        # tiny concentrations still give finite logs in float32
+    small = lda.LogDirichlet(jnp.full(5000, 0.01, jnp.float32)).sample(jax.random.PRNGKey(1), (3,))
+    assert bool(jnp.all(jnp.isfinite(small)))
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_resume_equals_uninterrupted_run(sim, tmp_path):
+    md = lda.lda_data(sim["X"][:60], num_topics=K_TRUE, alpha=0.3)
+    settings = dict(num_steps=60, learning_rate=0.1, batch_size=20, seed=4, num_posterior_draws=5)
+    full = lda.fit_lda(md, **settings)
+    path = tmp_path / "lda.ckpt"
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(step, loss):
+        if step >= 40:
+            raise Stop
+
+    with pytest.raises(Stop):
+        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), progress=interrupt, **settings)
+    assert path.exists() and not list(tmp_path.glob(".*tmp"))  # written atomically, no leftovers
+    resumed = lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), **settings)
+    assert resumed.info["resumed_from_step"] == 40
+    np.testing.assert_allclose(resumed.svi_losses, full.svi_losses, rtol=1e-6)
+    for k in full.svi_params:
+        np.testing.assert_allclose(resumed.svi_params[k], full.svi_params[k], rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError, match="checkpoint"):
+        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), **dict(settings, learning_rate=0.05))
+
+
+# ------------------------------------------------------------------------------------------ text and errors
+
+
+DOCS = ["The cat sat on the mat with another cat.", "Dogs and cats are friends; the dog barks.",
+        "A mat for the dog, a mat for the cat.", "Cats chase mice, dogs chase cats."]
+
+
+def test_build_corpus_from_list_and_dataframe():
+    c = text.build_corpus(DOCS, min_df=1, max_df=1.0)
+    assert "the" not in c.vocabulary and "cat" in c.vocabulary  # English stop words dropped
+    assert c.counts.shape == (4, c.vocab_size) and sp.issparse(c.counts)
+    assert c.counts[0, list(c.vocabulary).index("cat")] == 2
+    df = pd.DataFrame({"body": DOCS, "id": range(4)})
+    c2 = text.build_corpus(df, column="body", min_df=2, max_df=1.0)
+    assert set(c2.vocabulary) <= set(c.vocabulary) and "barks" not in c2.vocabulary  # min_df
+    c3 = text.build_corpus(DOCS, min_df=1, max_df=0.3, drop_empty=True)  # words of one document only
+    assert "mat" not in c3.vocabulary and "barks" in c3.vocabulary
+    new = c.transform(["the cat and the unicorn"])
+    assert new.counts.sum() == 1 and new.vocab_size == c.vocab_size
+    pad = c.padded()
+    dense = np.zeros(c.counts.shape, int)
+    for d in range(4):
+        used = pad.word_ids[d] >= 0
+        dense[d, pad.word_ids[d][used]] = pad.counts[d][used]
+    np.testing.assert_array_equal(dense, c.counts.toarray())
+    obs, ho = text.completion_split(c.counts, seed=1)
+    np.testing.assert_array_equal((obs + ho).toarray(), c.counts.toarray())
+    lengths = c.doc_lengths
+    np.testing.assert_array_equal(np.asarray(obs.sum(1)).ravel(), np.round(0.5 * lengths).astype(int))
+    X = text.from_triples([0, 0, 1, 1], [2, 2, 0, 1], [1, 3, 1, 1], vocab_size=4)
+    np.testing.assert_array_equal(X.toarray(), [[0, 0, 4, 0], [1, 1, 0, 0]])
+
+
+def test_bad_input_errors():
+    with pytest.raises(DataError, match="empty document"):
+        text.build_corpus(DOCS + ["the and of"], min_df=1, max_df=1.0)
+    dropped = text.build_corpus(DOCS + ["the and of"], min_df=1, max_df=1.0, drop_empty=True)
+    assert dropped.num_docs == 4 and list(dropped.doc_labels) == [0, 1, 2, 3]
+    with pytest.raises(DataError, match="non-empty vocabulary"):
+        text.build_corpus(["the and", "of the"], min_df=1)
+    with pytest.raises(DataError, match="non-empty vocabulary"):
+        text.build_corpus(DOCS, min_df=10)
+    with pytest.raises(DataError, match="single string"):
+        text.build_corpus("one document")
+    with pytest.raises(DataError, match="strings"):
+        text.build_corpus(["fine text", 3])
+    with pytest.raises(DataError, match="column"):
+        text.build_corpus(pd.DataFrame({"body": DOCS}))
+    with pytest.raises(DataError, match="K >= 2"):
+        lda.lda_data(np.ones((3, 4), int), num_topics=1)
+    with pytest.raises(DataError, match="K >= 2"):
+        lda.fit_lda(np.ones((3, 4), int), num_topics=1)
+    with pytest.raises(DataError, match="integer word counts"):
+        lda.lda_data(np.array([[1.0, 0.5], [2.0, 1.0]]), num_topics=2)
+    with pytest.raises(DataError, match="non-negative"):
+        text.as_count_matrix(np.array([[1, -1]]))
+    with pytest.raises(DataError, match="empty document"):
+        lda.lda_data(np.array([[1, 2], [0, 0]]), num_topics=2)
+    with pytest.raises(DataError, match="word_ids"):
+        lda.lda(word_ids=np.array([[0, 7]]), counts=np.array([[1, 1]]), num_topics=2, vocab_size=3)
+    with pytest.raises(DataError, match="integer word counts"):
+        lda.lda(word_ids=np.array([[0, 1]]), counts=np.array([[1.5, 1.0]]), num_topics=2, vocab_size=3)
+    with pytest.raises(DataError, match="2-dimensional"):
+        text.as_count_matrix(np.ones(3))
+
+
+# ------------------------------------------------------------------------------------------ slow
+
+
+@pytest.mark.slow
+def test_core_fit_runs_the_card_path(sim):
+    import ppl_models as pm
+
+    md = lda.lda_data(sim["X"][:80], num_topics=K_TRUE, alpha=0.3)
+    res = pm.fit(lda.lda, md, method="svi", num_steps=300, learning_rate=0.1, num_posterior_draws=10, seed=0)
+    ll = res.log_likelihood()["counts"]
+    assert ll.shape == (1, 10, 80) and np.all(np.isfinite(ll))
+    res.info["model"] = "lda"
+    assert lda.match_topics(lda.topic_word(res), sim["beta"]).distances.max() < 0.2
+
+
+@pytest.mark.slow
+def test_prodlda_recovers_topic_blocks_and_beats_unigram(sim):
+    res = lda.fit_prodlda(sim["md"], num_steps=1000, learning_rate=0.01, batch_size=50, hidden=20, seed=0)
+    m = lda.match_topics(lda.topic_word(res), sim["beta"])
+    assert m.distances.max() < 0.3, m.distances  # measured 0.15-0.18 at seed 0
+    X_test, _, _ = _simulate(80, seed=2)
+    obs, ho = text.completion_split(X_test, seed=0)
+    got = float(lda.heldout_perplexity(res, obs, ho).perplexity)
+    freq = sim["X"].sum(0) / sim["X"].sum()
+    unigram = float(np.exp(-(ho.toarray() * np.log(freq)).sum() / ho.sum()))
+    assert got < 0.8 * unigram
+    theta = lda.transform(res, np.eye(V_TRUE, dtype=int)[[0, 15, 25]] * 5)
+    assert theta.shape == (3, K_TRUE) and len(set(np.argmax(theta, 1))) == 3
+
+
+@pytest.mark.slow
+def test_nuts_reference_on_a_small_corpus():
+    X, _, beta = _simulate(40, seed=5, length=80)
+    md = lda.lda_data(X, num_topics=K_TRUE, alpha=0.3)
+    res = lda.fit_lda(md, method="nuts", num_chains=1, num_warmup=150, num_samples=150, progress_bar=False)
+    m = lda.match_topics(lda.topic_word(res), beta)
+    assert m.distances.max() < 0.2, m.distances
+    assert res.sample_stats["diverging"].mean() < 0.05
+
+
+def test_bundled_kjv_corpus():
+    from ppl_models.catalog import load_card
+    from ppl_models.datasets.kjv import load_kjv, load_kjv_chapters
+
+    df = load_kjv_chapters()
+    assert len(df) == 1189 and df["book"].nunique() == 66
+    assert df["text"].iloc[0].startswith("In the beginning God created the heaven and the earth.")
+    md = load_kjv(num_topics=4, books=["Ruth", "Jonah"], min_df=1, max_df=1.0)
+    c = md.extra["corpus"]
+    assert c.num_docs == 8 and md.kwargs["num_topics"] == 4 and md.observed == ("counts",)
+    assert "unto" not in c.vocabulary and "boaz" in c.vocabulary
+    card = load_card("kjv_lda")
+    assert card.family == "lda" and card.inference["method"] == "svi"
