@@ -63,7 +63,8 @@ def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = Tr
     else:
         kwargs = {"X": Z, "num_obs": n}
         observed = ("X",)
-        dims = {"loc": ["component", "feature"], "weights": ["component"], "loc_order": ["component"]}
+        dims = {"loc": ["component", "feature"], "weights": ["component"], "loc_order": ["component"],
+                "corr_chol": ["component", "feature", "feature_bis"]}
     return ModelData(
         kwargs=kwargs, observed=observed, coords={"feature": cols}, dims=dims, name="faithful",
         description="Old Faithful eruptions: duration and waiting time (min), 272 eruptions",

@@ -442,8 +442,9 @@ def mvn_mixture(X=None, *, num_components: int = 2, num_obs: int | None = None,
     with numpyro.plate("component", K, dim=-2), numpyro.plate("feature", D, dim=-1):
         scale = numpyro.sample("scale", dist.HalfNormal(scale_scale))
     if covariance == "full":
-        with numpyro.plate("component", K, dim=-1):
-            corr_chol = numpyro.sample("corr_chol", dist.LKJCholesky(D, lkj_concentration))
+        # Not in the "component" plate: that plate sits at dim -2 above, and autoguides need a
+        # plate to keep one dim; the K factors are one event instead (same density).
+        corr_chol = numpyro.sample("corr_chol", dist.LKJCholesky(D, lkj_concentration).expand([K]).to_event(1))
         component = dist.MultivariateNormal(loc, scale_tril=scale[..., None] * corr_chol)
     else:
         component = dist.Normal(loc, scale).to_event(1)
@@ -827,7 +828,13 @@ def _resolve(fit: Any, data: Mapping[str, Any] | ModelData | None, model: Callab
     else:
         samples = fit.get_samples()
         model = model if model is not None else fit.model
-        if data is None:
+        if data is not None:
+            # New points keep the fitted program's static options (K, covariance, ...); the
+            # fitted size does not apply to them.
+            new = dict(data.kwargs) if isinstance(data, ModelData) else dict(data)
+            base = {k: v for k, v in fit.data.items() if k != "num_obs"}
+            data = {**base, **new}
+        else:
             data = fit.data
     kwargs = dict(data.kwargs) if isinstance(data, ModelData) else dict(data)
     kwargs.pop("subsample_size", None)  # post-fit computations use all the data

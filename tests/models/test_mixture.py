@@ -449,3 +449,11 @@ def test_catalog_entries_pass_the_gate(entry):
 
         ari = adjusted_rand_score(md.extra["species"], mm.posterior_assignments(f, max_draws=400))
         assert ari > 0.7, ari
+
+
+def test_helpers_on_new_points_keep_the_fitted_options(gmm_fit):
+    f, _ = gmm_fit
+    new = np.array([-1.5, 0.0, 1.2])
+    r = mm.posterior_responsibilities(f, {"x": new}, max_draws=50)
+    assert r.mean.shape == (3, 2)
+    assert r.mean[0, 0] > 0.9 and r.mean[2, 1] > 0.9
