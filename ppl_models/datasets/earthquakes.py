@@ -26,8 +26,8 @@ def load_earthquakes(num_years: int | None = None) -> ModelData:
     -------
     ModelData
         ``kwargs``: ``obs`` int array ``(T,)`` and ``num_timesteps`` T, for
-        :func:`ppl_models.models.hmm.poisson_hmm`; ``coords`` ``{"year": ...}``;
-        ``dims`` ``{"obs": ["year"]}``; ``extra["years"]``.
+        :func:`ppl_models.models.hmm.poisson_hmm`; ``extra["years"]``. No ArviZ dims: the
+        observed site is one whole sequence, so its log-likelihood has no time axis.
     """
     raw = np.genfromtxt(_CSV, delimiter=",", names=True, dtype=np.int64)
     years, counts = np.asarray(raw["year"]), np.asarray(raw["count"])
@@ -38,8 +38,6 @@ def load_earthquakes(num_years: int | None = None) -> ModelData:
     return ModelData(
         kwargs={"obs": counts, "num_timesteps": int(counts.shape[0])},
         observed=("obs",),
-        coords={"year": years.tolist()},
-        dims={"obs": ["year"]},
         name="earthquakes",
         description=f"Annual counts of magnitude 7+ earthquakes, {years[0]}-{years[-1]} (USGS)",
         extra={"years": years},

@@ -31,7 +31,7 @@ def load_geyser(columns: Sequence[str] | str = "duration", num_eruptions: int | 
     Returns
     -------
     ModelData
-        ``kwargs``: ``obs`` and ``num_timesteps``; ``coords`` ``{"eruption": 1..T}``.
+        ``kwargs``: ``obs`` and ``num_timesteps``; ``extra["columns"]``.
     """
     cols = [columns] if isinstance(columns, str) else list(columns)
     bad = [c for c in cols if c not in COLUMNS] or ([] if cols else ["(none)"])
@@ -49,7 +49,6 @@ def load_geyser(columns: Sequence[str] | str = "duration", num_eruptions: int | 
     return ModelData(
         kwargs={"obs": obs, "num_timesteps": T},
         observed=("obs",),
-        coords={"eruption": list(range(1, T + 1))},
         name="geyser",
         description=f"Old Faithful, {T} successive eruptions (Azzalini & Bowman 1990): {', '.join(cols)}",
         extra={"columns": cols},

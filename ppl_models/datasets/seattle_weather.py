@@ -30,7 +30,7 @@ def load_seattle_weather(num_days: int | None = None) -> ModelData:
     ModelData
         ``kwargs``: ``obs`` int codes ``(T,)`` into :data:`CATEGORIES`, ``num_categories`` 5,
         ``num_timesteps`` T, ``order_by`` 0 (states labelled by their probability of sun), for
-        :func:`ppl_models.models.hmm.categorical_hmm`; ``coords`` ``{"day": dates}``;
+        :func:`ppl_models.models.hmm.categorical_hmm`;
         ``extra``: ``categories``, ``dates``, ``precipitation`` (mm).
     """
     with open(_CSV, newline="") as fh:
@@ -47,8 +47,6 @@ def load_seattle_weather(num_days: int | None = None) -> ModelData:
         kwargs={"obs": codes, "num_categories": len(CATEGORIES), "num_timesteps": int(codes.shape[0]),
                 "order_by": 0},
         observed=("obs",),
-        coords={"day": dates},
-        dims={"obs": ["day"]},
         name="seattle_weather",
         description=f"Seattle daily weather {dates[0]} to {dates[-1]}: {', '.join(CATEGORIES)}",
         extra={"categories": list(CATEGORIES), "dates": dates, "precipitation": precip},

@@ -179,7 +179,9 @@ def _batch_args(log_likelihoods, mask, lengths):
         if observed.shape != shape:
             raise DataError("mask", f"a boolean array of shape {shape}", f"shape {observed.shape}")
     if lengths is None:
-        valid = jnp.ones(shape, bool)
+        # None, not an all-True array: the kernels then skip every padding select (a static
+        # choice; the selects cost up to ~2x in the sequential scans).
+        valid = None
     else:
         lengths = jnp.asarray(lengths)
         if lengths.shape != shape[:-1]:
@@ -193,6 +195,22 @@ def _batched(single, log_likelihoods, observed, valid, *extra):
     if log_likelihoods.ndim == 2:
         return single(log_likelihoods, observed, valid, *extra)
     return jax.vmap(single)(log_likelihoods, observed, valid, *extra)
+
+
+def _sel(valid, new, old):
+    """``new`` where ``valid`` (broadcast from the left), else ``old``; ``new`` if no padding."""
+    if valid is None:
+        return new
+    valid = jnp.asarray(valid)
+    return jnp.where(valid.reshape(valid.shape + (1,) * (jnp.ndim(new) - valid.ndim)), new, old)
+
+
+def _tail(valid):
+    return None if valid is None else valid[1:]
+
+
+def _head(valid):
+    return None if valid is None else valid[0]
 
 
 def _log_eye(K, dtype):
@@ -242,18 +260,18 @@ def _seq_forward(log_pi, log_A, ll, valid, scaling, store=True):
         init_pred, to_log = jnp.exp(log_pi), jnp.log
 
     first, c0 = update(init_pred, ll[0])
-    first = jnp.where(valid[0], first, init_pred)
-    c0 = jnp.where(valid[0], c0, jnp.zeros_like(c0))
+    first = _sel(_head(valid), first, init_pred)
+    c0 = _sel(_head(valid), c0, jnp.zeros_like(c0))
 
     def step(carry, inp):
         msg, total = carry
         ll_t, v_t = inp
         new, c = update(predict(msg), ll_t)
-        msg = jnp.where(v_t, new, msg)
-        c = jnp.where(v_t, c, jnp.zeros_like(c))
+        msg = _sel(v_t, new, msg)
+        c = _sel(v_t, c, jnp.zeros_like(c))
         return (msg, total + c), ((msg, c) if store else None)
 
-    (_, total), out = lax.scan(step, (first, c0), (ll[1:], valid[1:]))
+    (_, total), out = lax.scan(step, (first, c0), (ll[1:], _tail(valid)))
     if not store:
         return None, total, None
     rest, cs = out
@@ -299,7 +317,7 @@ def _assoc_elements(log_pi, log_A, ll, valid):
     eye = _log_eye(K, ll.dtype)
     first_pad = jnp.broadcast_to(log_pi, (K, K))
     pad = jnp.concatenate([first_pad[None], jnp.broadcast_to(eye, (ll.shape[0] - 1, K, K))], axis=0)
-    return jnp.where(valid[:, None, None], E, pad)
+    return _sel(valid, E, pad)
 
 
 def _assoc_forward(log_pi, log_A, ll, valid, scaling):
@@ -412,10 +430,10 @@ def _seq_backward(log_A, ll, valid, scaling):
 
     def step(beta, inp):
         ll_next, v_next = inp
-        beta = jnp.where(v_next, update(beta, ll_next), beta)
+        beta = _sel(v_next, update(beta, ll_next), beta)
         return beta, beta
 
-    _, rest = lax.scan(step, last, (ll[1:], valid[1:]), reverse=True)
+    _, rest = lax.scan(step, last, (ll[1:], _tail(valid)), reverse=True)
     return to_log(jnp.concatenate([rest, last[None]], axis=0))
 
 
@@ -454,7 +472,7 @@ def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None,
                 return total, log_filtered
 
             (total, log_filtered), smoothed = jax.value_and_grad(f, has_aux=True)(jnp.zeros_like(ll_s))
-        smoothed = jnp.where(valid_s[:, None], smoothed, jnp.zeros_like(smoothed))
+        smoothed = _sel(valid_s, smoothed, jnp.zeros_like(smoothed))
         return SmootherResult(total, jnp.exp(log_filtered), smoothed)
 
     return _batched(single, ll, observed, valid)
@@ -498,20 +516,20 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
     K = log_pi.shape[0]
     eye = _log_eye(K, ll.dtype)
     if method == "sequential":
-        delta0 = jnp.where(valid[0], log_pi + ll[0], log_pi)
+        delta0 = _sel(_head(valid), log_pi + ll[0], log_pi)
         m0 = _finite_or_zero(jnp.max(delta0))
 
         def step(carry, inp):
             delta, offset = carry
             ll_t, v_t = inp
-            scores = delta[:, None] + jnp.where(v_t, log_A, eye)
+            scores = delta[:, None] + _sel(v_t, log_A, eye)
             bp = jnp.argmax(scores, axis=0).astype(jnp.int32)
-            new = jnp.max(scores, axis=0) + jnp.where(v_t, ll_t, 0.0)
+            new = jnp.max(scores, axis=0) + _sel(v_t, ll_t, jnp.zeros_like(ll_t))
             # Re-centre so the scores stay O(1) in float32; the offset keeps the total.
             m = _finite_or_zero(jnp.max(new))
             return (new - m, offset + m), bp
 
-        (delta, offset), bps = lax.scan(step, (delta0 - m0, m0), (ll[1:], valid[1:]))
+        (delta, offset), bps = lax.scan(step, (delta0 - m0, m0), (ll[1:], _tail(valid)))
         log_prob = offset + jnp.max(delta)
         last = jnp.argmax(delta).astype(jnp.int32)
 
@@ -526,7 +544,7 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
         m = _finite_or_zero(jnp.max(E, axis=(-2, -1)))
         M, s = lax.associative_scan(_maxplus_compose, (E - m[:, None, None], m))
         delta = M[:, 0, :]  # (T, K), each row known up to the constant s[t]
-        trans = jnp.where(valid[1:, None, None], log_A[None], eye[None])
+        trans = _sel(_tail(valid), jnp.broadcast_to(log_A, (ll.shape[0] - 1, K, K)), eye[None])
         bps = jnp.argmax(delta[:-1, :, None] + trans, axis=1).astype(jnp.int32)  # (T-1, K)
         last = jnp.argmax(delta[-1]).astype(jnp.int32)
         log_prob = s[-1] + jnp.max(delta[-1])
@@ -534,7 +552,7 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
         # maps[t] sends the state at t+1 to the state at t; the suffix composition sends the
         # last state to the state at t.
         path = _compose_maps_suffix(maps)[:, last]
-    return jnp.where(valid, path, -1), log_prob
+    return _sel(valid, path, jnp.full_like(path, -1)), log_prob
 
 
 def viterbi(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
@@ -567,7 +585,7 @@ def _backward_sample(key, log_filtered, log_A, valid, method):
     """One path z ~ p(z | x) given normalised log filtered messages ``(T, K)``."""
     T, K = log_filtered.shape
     eye = _log_eye(K, log_filtered.dtype)
-    trans = jnp.where(valid[1:, None, None], log_A[None], eye[None])  # (T-1, K, K)
+    trans = _sel(_tail(valid), jnp.broadcast_to(log_A, (T - 1, K, K)), eye[None])  # (T-1, K, K)
     key_last, key_rest = jax.random.split(key)
     last = jax.random.categorical(key_last, log_filtered[-1]).astype(jnp.int32)
     if method == "sequential":
@@ -588,7 +606,7 @@ def _backward_sample(key, log_filtered, log_A, valid, method):
         maps = jnp.argmax(scores, axis=-1).astype(jnp.int32)  # (T-1, K): j -> z_t
         maps = jnp.concatenate([maps, jnp.arange(K, dtype=jnp.int32)[None]], axis=0)
         path = _compose_maps_suffix(maps)[:, last]
-    return jnp.where(valid, path, -1)
+    return _sel(valid, path, jnp.full_like(path, -1))
 
 
 def ffbs(key, log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,

@@ -197,7 +197,7 @@ def test_nuts_recovers_known_parameters(poisson_fit):
         assert np.all(np.abs(mean - truth) < 4 * sd), (name, mean, sd)
     # and the rates are pinned down: sd below 10% of the value
     assert np.all(s["rates"].std(0) < 0.1 * TRUE_RATES)
-    assert poisson_fit.num_divergences() == 0
+    assert poisson_fit.num_divergences == 0
 
 
 def test_decoding_helpers(poisson_fit, poisson_truth):
