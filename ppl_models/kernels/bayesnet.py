@@ -746,11 +746,15 @@ def ancestral_sample(key: jax.Array, log_cpts: Sequence[jax.Array],
                      num_samples: int) -> jax.Array:
     """Forward (ancestral) sampling of ``num_samples`` rows, vectorized over rows.
 
+    Each node takes one uniform number per row and the first state whose cumulative
+    probability (given the row's sampled parents) exceeds it: inverse-CDF sampling, one
+    random number per value instead of one Gumbel per state.
+
     Parameters
     ----------
     key : jax.random key
     log_cpts : sequence of Array
-        As in :func:`complete_log_likelihood` (unnormalized logits are accepted).
+        As in :func:`complete_log_likelihood` (rows need not be normalized).
     parents : sequence of sequence of int
     order : sequence of int
         A topological order of the variables (parents first).
@@ -761,10 +765,14 @@ def ancestral_sample(key: jax.Array, log_cpts: Sequence[jax.Array],
     Array of int32, shape (num_samples, V)
     """
     num_vars = len(log_cpts)
-    keys = jax.random.split(key, num_vars)
+    uniforms = jax.random.uniform(key, (num_vars, num_samples))
     columns: list = [None] * num_vars
     for v in order:
-        logits = log_cpts[v][tuple(columns[p] for p in parents[v])] if parents[v] else \
-            jnp.broadcast_to(log_cpts[v], (num_samples, log_cpts[v].shape[-1]))
-        columns[v] = jax.random.categorical(keys[v], logits, axis=-1).astype(jnp.int32)
+        probs = jnp.exp(log_cpts[v] - jnp.max(log_cpts[v], axis=-1, keepdims=True))
+        cdf = jnp.cumsum(probs, axis=-1)
+        cdf = cdf / cdf[..., -1:]
+        rows = cdf[tuple(columns[p] for p in parents[v])] if parents[v] else cdf[None, :]
+        # the number of cumulative probabilities below u is the sampled state
+        state = jnp.sum(uniforms[v][:, None] >= rows[..., :-1], axis=-1)
+        columns[v] = state.astype(jnp.int32)
     return jnp.stack(columns, axis=1)

@@ -21,7 +21,6 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -1060,6 +1059,31 @@ class BayesianNetwork:
         self._raise_impossible(log_z, index, frame)
         return {v: pd.DataFrame(margs[i], index=index, columns=pd.Index(list(self.states[v]), name=v))
                 for i, v in enumerate(self.nodes)}
+
+    def marginals_codes(self, codes: np.ndarray, *, optimize: str = "auto",
+                        memory_limit: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Every node's marginal for pre-encoded evidence: the array-in, array-out fast path.
+
+        Parameters
+        ----------
+        codes : ndarray of int, shape (B, len(nodes))
+            One row per evidence set, one column per node in ``nodes`` order (as from
+            :meth:`encode`), ``-1`` where unobserved.
+
+        Returns
+        -------
+        log_evidence : ndarray, shape (B,)
+            ``log p(evidence_b)`` (``-inf`` for impossible evidence; no error is raised).
+        marginals : list of ndarray
+            ``marginals[i]`` has shape ``(B, cardinality of nodes[i])``.
+        """
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != len(self.nodes):
+            raise DataError("codes", f"an integer array of shape (B, {len(self.nodes)})", f"shape {codes.shape}")
+        cards = np.array([len(self.states[v]) for v in self.nodes])
+        if (codes >= cards).any() or (codes < -1).any():
+            raise DataError("codes", "codes in -1..cardinality-1 for every node", "a code out of range")
+        return self._batched_marginals(codes.astype(np.int32), optimize, memory_limit)
 
     def _target_query(self, targets, ev_nodes, codes, optimize, memory_limit):
         """Log-evidence and log-posterior over ``targets`` for every row of ``codes``.

@@ -111,8 +111,14 @@ def test_queries_equal_brute_force_on_small_networks(which, request):
             pair = [free[-1], [v for v in net.nodes if v != free[-1]][0]]
             got = net.query(pair, ev)["probability"].to_numpy()
             np.testing.assert_allclose(got, brute_query(net, joint, pair, ev).reshape(-1), atol=1e-12)
-        # the batched call gives the same numbers as the single ones
+        # all marginals of many evidence sets in one call
         frame = pd.DataFrame(evidences[1:])
+        allm = net.marginals_batch(frame)
+        for r, ev in enumerate(evidences[1:]):
+            for t in net.nodes:
+                np.testing.assert_allclose(allm[t].iloc[r].to_numpy(), brute_query(net, joint, [t], ev),
+                                           atol=1e-12)
+        # the batched call gives the same numbers as the single ones
         for t in [net.nodes[0], net.nodes[-1]]:
             batch = net.query_batch(t, frame)
             for r, ev in enumerate(evidences[1:]):
@@ -434,7 +440,6 @@ def test_learned_tables_converge_to_the_generating_ones(asia):
 
 
 def test_nuts_with_missing_values_recovers_the_tables(two_node):
-    md = None
     frame = two_node.sample(3000, seed=3).astype(object)
     frame = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.2)
     post = bn.fit_cpts(two_node, frame, method="nuts", num_chains=2, num_warmup=300,
@@ -453,7 +458,15 @@ def test_nuts_with_missing_values_recovers_the_tables(two_node):
     exact = two_node.query("a", {"b": "u"})["probability"].to_numpy()
     assert np.all((q["lower"] < exact + 0.03) & (exact - 0.03 < q["upper"]))
     assert np.all(q["lower"] <= q["mean"]) and np.all(q["mean"] <= q["upper"])
-    del md
+
+
+def test_svi_recovers_the_tables(two_node):
+    frame = two_node.sample(3000, seed=4)
+    post = bn.fit_cpts(two_node, frame, method="svi", num_steps=1500, learning_rate=0.05,
+                       num_posterior_draws=200, seed=0)
+    exact = bn.fit_cpts(two_node, frame, method="exact", num_draws=2000)
+    for v in two_node.nodes:
+        np.testing.assert_allclose(post.tables[v].mean(axis=0), exact.tables[v].mean(axis=0), atol=0.02)
 
 
 @pytest.mark.slow
