@@ -31,6 +31,7 @@ import pandas as pd
 from ..errors import DataError
 
 __all__ = [
+    "FEATURE_KINDS",
     "ClassificationSet",
     "load_breast_cancer_continuous",
     "load_breast_cancer_binned",
