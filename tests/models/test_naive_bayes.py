@@ -199,19 +199,20 @@ def nuts_vs_exact(request):
 def test_nuts_matches_conjugate_posterior_within_4_mcse(nuts_vs_exact):
     res, post, *_ = nuts_vs_exact
     summary = res.summary()
+    posterior = res.to_arviz().posterior
     truth = _analytic(post)
     for site, (mean, sd) in truth.items():
         for idx in np.ndindex(mean.shape):
-            name = site + ("[" + ", ".join(_label(res, site, idx)) + "]" if idx else "")
+            name = site + ("[" + ", ".join(_label(posterior, site, idx)) + "]" if idx else "")
             row = summary.loc[name]
             assert abs(row["mean"] - mean[idx]) < 4 * row["mcse_mean"], (name, row["mean"], mean[idx])
             assert abs(row["sd"] - sd[idx]) < 4 * row["mcse_sd"] + 0.02 * sd[idx], (name, row["sd"], sd[idx])
 
 
-def _label(res, site, idx):
-    dims = res.to_arviz().posterior[site].dims[2:]
-    tree = res.to_arviz().posterior
-    return [str(tree[site].coords[d].values[i]) for d, i in zip(dims, idx)]
+def _label(posterior, site, idx):
+    """The coordinate labels ArviZ's summary uses for one element of a site."""
+    dims = posterior[site].dims[2:]
+    return [str(posterior[site].coords[d].values[i]) for d, i in zip(dims, idx)]
 
 
 @pytest.mark.slow
