@@ -34,7 +34,6 @@ its keyword argument (``x``, ``X`` or ``y``) and lies in the plate ``"obs"``.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple
 
