@@ -28,7 +28,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pandas as pd
+from numpyro.distributions import constraints
 
 from ..errors import DataError, ModelError, QueryError
 from ..kernels.bayesnet import (  # noqa: F401  (re-exported: bayesnet.plan_contraction works)
@@ -1345,10 +1348,6 @@ class BayesianNetwork:
 # ============================================================================================
 # Bayesian learning of the tables
 # ============================================================================================
-
-import numpyro  # noqa: E402  (the learning half needs NumPyro; the kernels above do not)
-import numpyro.distributions as dist  # noqa: E402
-from numpyro.distributions import constraints  # noqa: E402
 
 
 def _as_network(network: Any) -> BayesianNetwork:
