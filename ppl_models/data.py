@@ -108,7 +108,14 @@ def as_float_array(name: str, x: Any, *, ndim: int | None = None, allow_nan: boo
     if x is None:
         raise DataError(name, "an array", "None")
     arr = _to_numpy(name, x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    if arr.dtype == object:
+        try:  # an object array of numbers (e.g. from a mixed DataFrame) is fine
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError(name, "numeric values", "an object array with non-numeric entries") from None
+    if np.iscomplexobj(arr):
+        raise DataError(name, "real numbers", f"complex values (dtype {arr.dtype})")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise DataError(name, "numeric values", f"dtype {arr.dtype}")
     arr = arr.astype(np.float64) if arr.dtype != np.float32 else arr
     if ndim is not None and arr.ndim != ndim:
@@ -134,7 +141,8 @@ def as_float_matrix(name: str, X: Any, *, n_features: int | None = None) -> tupl
     arr = as_float_array(name, X)
     if arr.ndim == 1:
         raise DataError(name, "a 2-dimensional array (n_samples, n_features)", f"shape {arr.shape}",
-                        "reshape a single feature with X.reshape(-1, 1)")
+                        "Reshape your data with X.reshape(-1, 1) for a single feature "
+                        "or X.reshape(1, -1) for a single sample")
     if arr.ndim != 2:
         raise DataError(name, "a 2-dimensional array (n_samples, n_features)", f"shape {arr.shape}")
     if arr.shape[0] == 0:

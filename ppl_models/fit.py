@@ -237,12 +237,15 @@ class Fit:
         for name in self.observed:
             if not (new_data and name in new_data and new_data[name] is not None):
                 kwargs[name] = None
-        latent = self._latent_flat()
+        names = self.sites.latent if self.sites is not None else list(self.samples)
+        by_chain = {k: v for k, v in self.samples.items() if k in names}
         n_chain, n_draw = self.num_chains, self.num_draws
         if num_samples is not None and num_samples < n_chain * n_draw:
-            stride = max(1, (n_chain * n_draw) // int(num_samples))
-            latent = {k: v[::stride] for k, v in latent.items()}
-            n_chain, n_draw = 1, next(iter(latent.values())).shape[0]
+            # thin within each chain, so the result keeps its (chain, draw) structure
+            stride = -(-(n_chain * n_draw) // int(num_samples))
+            by_chain = {k: v[:, ::stride] for k, v in by_chain.items()}
+            n_draw = next(iter(by_chain.values())).shape[1]
+        latent = {k: v.reshape((-1,) + v.shape[2:]) for k, v in by_chain.items()}
         sites = return_sites or list((self.sites.observed if self.sites else []) or self.observed)
         total = next(iter(latent.values())).shape[0]
         step = total if batch_size is None else max(1, int(batch_size))
@@ -258,11 +261,12 @@ class Fit:
 
     # ------------------------------------------------------------------ ArviZ
     def _dims_for(self, name: str, value: np.ndarray, sample_axes: int = 2) -> list[str]:
-        if name in self.dims:
-            return list(self.dims[name])
         rank = value.ndim - sample_axes
-        if self.sites is not None and name in self.sites.dims and len(self.sites.dims[name]) == rank:
-            return list(self.sites.dims[name])
+        # An observed site with an event axis, e.g. X of shape (obs, feature), has a
+        # log-likelihood of shape (obs,): its dims are the leading ones of the site's dims.
+        for source in (self.dims, self.sites.dims if self.sites is not None else {}):
+            if name in source and len(source[name]) >= rank:
+                return list(source[name])[:rank]
         return [f"{name}_dim_{i}" for i in range(rank)]
 
     def _coords_for(self, dims_map: Mapping[str, list[str]], values: Mapping[str, np.ndarray],
@@ -298,14 +302,14 @@ class Fit:
                                   draw=np.arange(next(iter(values.values())).shape[1]))
         return ds
 
-    def to_arviz(self, *, prior: bool | int = False, posterior_predictive: bool = False,
+    def to_arviz(self, *, prior: bool | int = False, posterior_predictive: bool | int = False,
                  log_likelihood: bool = True, seed: int = 0, _with_resume_state: bool = False):
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: posterior, sample_stats (MCMC), log_likelihood (unless ``log_likelihood=False``),
         observed_data, constant_data (array arguments that are not observations), and when asked
         prior + prior_predictive (``prior=True`` for as many draws as the posterior, or a count)
-        and posterior_predictive.
+        and posterior_predictive (``True`` for every draw, or a number of draws to thin to).
         """
         import xarray as xr
 
@@ -323,7 +327,8 @@ class Fit:
         if const:
             groups["constant_data"] = self._group(const, sample_axes=0)
         if posterior_predictive:
-            groups["posterior_predictive"] = self._group(self.predict(seed=seed))
+            n_pp = None if posterior_predictive is True else int(posterior_predictive)
+            groups["posterior_predictive"] = self._group(self.predict(seed=seed, num_samples=n_pp))
         if prior:
             from .inference import sample_prior
 

@@ -78,9 +78,17 @@ def _save_plots(fit: Fit, tree: Any, out: Path, files: dict[str, Path]) -> None:
         files["trace_error"] = Path(f"trace plot failed: {exc}")
     if "posterior_predictive" in tree.children:
         obs = tree["observed_data"].to_dataset() if "observed_data" in tree.children else None
+        # one observation axis only: a matrix-valued site (naive Bayes' features) has no
+        # one-dimensional predictive check
+        names = [v for v in (obs.data_vars if obs is not None else []) if obs[v].ndim <= 1
+                 and v in tree["posterior_predictive"].data_vars]
+        if obs is not None and not names:
+            files["ppc_error"] = Path("posterior predictive plot skipped: no one-dimensional observed site")
+            return
         try:
             kind = "dist"
             if obs is not None:
+                obs = obs[names]
                 values = np.concatenate([np.ravel(obs[v].values) for v in obs.data_vars])
                 whole = np.all(np.equal(np.mod(values, 1), 0))
                 if whole and set(np.unique(values)) <= {0, 1}:
@@ -91,13 +99,13 @@ def _save_plots(fit: Fit, tree: Any, out: Path, files: dict[str, Path]) -> None:
                 # ArviZ decides "discrete" from the dtype: whole-valued floats become integers
                 tree = tree.copy()
                 for g in ("observed_data", "posterior_predictive"):
-                    tree[g] = tree[g].to_dataset().astype("int64")
+                    tree[g] = tree[g].to_dataset()[names].astype("int64")
             if kind == "pava":
-                pc = azp.plot_ppc_pava(tree, backend="matplotlib")
+                pc = azp.plot_ppc_pava(tree, var_names=names, backend="matplotlib")
             elif kind == "rootogram":
-                pc = azp.plot_ppc_rootogram(tree, backend="matplotlib")
+                pc = azp.plot_ppc_rootogram(tree, var_names=names, backend="matplotlib")
             else:
-                pc = azp.plot_ppc_dist(tree, backend="matplotlib")
+                pc = azp.plot_ppc_dist(tree, var_names=names, backend="matplotlib")
             save_pc(pc, out / "ppc.png")
             files["ppc"] = out / "ppc.png"
         except Exception as exc:
@@ -125,7 +133,9 @@ def run_entry(card: Card, out: str | Path | None = None, overrides: dict[str, An
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = result.files
-        tree = res.to_arviz(posterior_predictive=True)
+        # posterior predictive thinned to <= 1000 draws: enough for checks and plots, and it keeps
+        # a model with large observations (naive Bayes' X) from holding draws x rows x features
+        tree = res.to_arviz(posterior_predictive=int(card.outputs.get("posterior_predictive_draws", 1000)))
         atomic_write(out / "fit.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
         files["fit"] = out / "fit.nc"
         atomic_write(out / "summary.csv", lambda p: summary.to_csv(p))

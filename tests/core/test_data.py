@@ -49,3 +49,12 @@ def test_int_arrays():
         as_int_array("counts", [1, -1], low=0)
     with pytest.raises(DataError, match="integer values"):
         as_int_array("counts", [1.5])
+
+
+def test_complex_and_object_inputs():
+    with pytest.raises(DataError, match="real numbers"):
+        as_float_matrix("X", np.array([[1 + 2j, 0]]))
+    X, _ = as_float_matrix("X", np.array([[1, 2.5]], dtype=object))
+    assert X.dtype == np.float64
+    with pytest.raises(DataError, match="non-numeric"):
+        as_float_matrix("X", np.array([["a", 1]], dtype=object))

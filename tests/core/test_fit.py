@@ -152,3 +152,19 @@ def test_predict_and_log_likelihood_in_chunks(lin_fit):
     assert pred.shape == (2, 300, 60)
     # chunks use different keys but the same predictive distribution
     np.testing.assert_allclose(pred.mean(axis=(0, 1)), lin_fit.get_samples()["mu"].mean(axis=0), atol=0.1)
+
+
+def vector_obs(X=None):
+    loc = numpyro.sample("loc", dist.Normal(0, 1).expand([3]).to_event(1))
+    with numpyro.plate("obs", 20):
+        numpyro.sample("X", dist.Normal(loc, 1).to_event(1), obs=X)
+
+
+def test_observed_site_with_an_event_axis_gets_leading_dims_for_its_log_likelihood():
+    X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    res = pm.fit(vector_obs, {"X": X}, num_chains=1, num_warmup=50, num_samples=50,
+                 dims={"X": ["obs", "feature"], "loc": ["feature"]}, coords={"feature": ["a", "b", "c"]})
+    dt = res.to_arviz(posterior_predictive=20)
+    assert dt["observed_data"]["X"].dims == ("obs", "feature")
+    assert dt["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
+    assert dt["posterior_predictive"]["X"].shape == (1, 20, 20, 3)
