@@ -310,15 +310,30 @@ def _slot_multinomial_log_prob(lp, word_ids, total_count, value):
 
 
 def _slot_multinomial_sample(key, lp, word_ids, total_count, sample_shape):
+    """Slot counts of a multinomial draw over (slot words, "any other word").
+
+    Drawn as a chain of conditional binomials, ``c_l ~ Binomial(n - sum_{j<l} c_j, p_l / (1 -
+    sum_{j<l} p_j))`` (``lax.scan`` over the slots), so the document lengths may be traced:
+    NumPyro's ``Multinomial`` needs a static ``total_count_max``, which a jitted posterior
+    predictive cannot give.
+    """
     used = word_ids >= 0
     p = jnp.where(used, jnp.exp(lp), 0.0)
-    p_other = jnp.clip(1.0 - p.sum(-1, keepdims=True), 0.0, 1.0)
-    probs = jnp.concatenate([p, p_other], axis=-1)
-    probs = probs / probs.sum(-1, keepdims=True)
-    # Multinomial sampling needs a static bound on the count; data lengths are concrete here
-    n_max = None if isinstance(total_count, jax.core.Tracer) else int(jnp.max(total_count))
-    draws = dist.Multinomial(total_count=total_count, probs=probs, total_count_max=n_max).sample(key, sample_shape)
-    return draws[..., :-1]
+    shape = tuple(sample_shape) + jnp.shape(p)
+    p = jnp.broadcast_to(p, shape)
+    n = jnp.broadcast_to(jnp.asarray(total_count, dtype=p.dtype), shape[:-1])
+    remaining = jnp.clip(1.0 - (jnp.cumsum(p, axis=-1) - p), 1e-30, 1.0)  # mass left before slot l
+    q = jnp.clip(p / remaining, 0.0, 1.0)
+    keys = jax.random.split(key, shape[-1])
+
+    def step(n_left, inputs):
+        k, q_l = inputs
+        c = jax.random.binomial(k, n_left, q_l).astype(p.dtype)
+        c = jnp.minimum(jnp.where(q_l > 0, c, 0.0), n_left)
+        return n_left - c, c
+
+    _, counts = jax.lax.scan(step, n, (keys, jnp.moveaxis(q, -1, 0)))
+    return jnp.moveaxis(counts, 0, -1)
 
 
 class ProdLDADocuments(dist.Distribution):

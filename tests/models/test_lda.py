@@ -325,3 +325,14 @@ def test_bundled_kjv_corpus():
     assert "unto" not in c.vocabulary and "boaz" in c.vocabulary
     card = load_card("kjv_lda")
     assert card.family == "lda" and card.inference["method"] == "svi"
+
+
+def test_posterior_predictive_documents(sim, sim_fit):
+    pp = sim_fit.predict(num_samples=5, seed=1)["counts"]
+    pad = sim["md"].kwargs
+    assert pp.shape[-2:] == pad["word_ids"].shape
+    totals = pp.sum(-1)
+    # replicated documents keep their length; tokens on words outside the slots are not stored
+    assert np.all(totals <= pad["doc_length"]) and np.all(pp[..., pad["word_ids"] < 0] == 0)
+    # with 30 words, a 60-token document's slots hold most of its replicated tokens
+    assert totals.mean() > 0.6 * pad["doc_length"].mean()
