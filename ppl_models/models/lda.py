@@ -16,8 +16,12 @@ Fitting
   (``plate("doc", D, subsample_size=B)``), Adam on a geometrically decaying learning rate, and
   optional checkpoints from which an interrupted run resumes exactly (:class:`Checkpoint`).
   ``method="nuts"`` runs NUTS instead (a reference on small corpora). The result is the core
-  :class:`~ppl_models.fit.Fit`; ``ppl_models.fit(lda, data, method="svi", subsample_size=B)``
-  works too (that is what the catalog card does).
+  :class:`~ppl_models.fit.Fit`. ``ppl_models.fit(lda, data, method="svi")`` works too, with
+  every document in every step (the catalog card does that); with ``subsample_size=`` it
+  does not, because the autoguide it builds keeps the minibatch size when it draws the
+  posterior of all documents afterwards, so minibatches go through :func:`fit_lda`. Its
+  default start (the median of prior draws) is also far from the data for small ``eta``;
+  pass ``init_strategy=init_to_uniform(radius=0.5)`` as :func:`fit_lda` does.
 * :func:`fit_prodlda` — ProdLDA (Srivastava & Sutton 2017): a product-of-experts decoder
   ``softmax(theta_d @ W + b)`` with a per-word offset ``b``, and an encoder network from a
   document's counts to the Dirichlet parameters of ``q(theta_d)`` (amortized: a new document's
