@@ -875,10 +875,13 @@ def plot_learning_curves(df: pd.DataFrame, *, metric: str = "error", models: Seq
     Parameters
     ----------
     df : DataFrame
-        Output of :func:`learning_curves` (data sets may be concatenated).
+        Output of :func:`learning_curves` (data sets may be concatenated), or its per-m
+        aggregate with columns ``dataset, model, m, metric, mean, se`` (as saved by
+        ``benchmarks/ng_jordan_study.py``), so that saved curves can be re-drawn.
     metric : {"error", "log_loss", "ece"}
     models : sequence of str, optional
-        Models to draw (default all), in legend order.
+        Models to draw (default all), in legend order; each keeps one colour in every panel,
+        and each panel has its own legend.
     axes : matplotlib Axes or array of Axes, optional
     ncols : int
 
@@ -904,18 +907,25 @@ def plot_learning_curves(df: pd.DataFrame, *, metric: str = "error", models: Seq
     for ax, ds in zip(flat, datasets):
         d = sub[sub["dataset"] == ds]
         for i, name in enumerate(names):
-            g = d[d["model"] == name].groupby("m")["value"]
-            if g.ngroups == 0:
+            dm = d[d["model"] == name]
+            if dm.empty:
                 continue
-            mean, se = g.mean(), g.std(ddof=1) / np.sqrt(g.count())
-            ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i}", label=name)
-            ax.fill_between(mean.index, mean - 2 * se, mean + 2 * se, color=f"C{i}", alpha=0.2, lw=0)
+            if "value" in dm.columns:
+                g = dm.groupby("m")["value"]
+                mean, se = g.mean(), g.std(ddof=1) / np.sqrt(g.count())
+            else:  # an aggregate frame: one row per m
+                dm = dm.sort_values("m").set_index("m")
+                mean, se = dm["mean"], dm["se"]
+            ax.plot(mean.index, mean.values, marker="o", ms=3, color=f"C{i % 10}", label=name)
+            ax.fill_between(mean.index, mean - 2 * se, mean + 2 * se, color=f"C{i % 10}", alpha=0.2, lw=0)
         ax.set_xscale("log")
         ax.set_title(ds)
         ax.set_xlabel("training size m")
         ax.set_ylabel({"error": "test 0-1 error", "log_loss": "test log loss", "ece": "ECE"}.get(metric, metric))
+        # A legend per panel: the models differ between data sets (e.g. CategoricalNB only on
+        # categorical features).
+        ax.legend(fontsize=7)
     for ax in flat[len(datasets):]:
         ax.set_visible(False)
-    flat[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
