@@ -13,8 +13,9 @@ How each kind of model is fitted:
 * :class:`~ppl_models.models.naive_bayes.BayesianNaiveBayes` with ``method="exact"``
   (Gaussian with per-class or shared variances, Bernoulli, categorical): the **exact**
   conjugate posterior (:func:`~ppl_models.models.naive_bayes.conjugate_posterior`), ``vmap``-ed
-  over every split *and every size at once*. Each training set is padded to the full data set
-  with a row mask, so one XLA compilation serves the whole grid of one data set. Prediction is
+  over every split *and every size at once* (in batches of ``batch_size`` fits inside one
+  compiled ``lax.map``). Each training set is padded to the full data set with a row mask, so
+  one XLA compilation serves the whole grid of one data set. Prediction is
   the posterior mean of p(y | x, θ) over ``num_samples`` exact draws, as the estimator's own
   ``predict_proba``.
 * :class:`~ppl_models.models.logistic.BayesianLogisticRegression` with ``method="laplace"``:
