@@ -133,9 +133,9 @@ def run_entry(card: Card, out: str | Path | None = None, overrides: dict[str, An
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = result.files
-        # posterior predictive thinned to <= 1000 draws: enough for checks and plots, and it keeps
+        # posterior predictive thinned to <= 500 draws (a card may set [outputs] posterior_predictive_draws): enough for checks and plots, and it keeps
         # a model with large observations (naive Bayes' X) from holding draws x rows x features
-        tree = res.to_arviz(posterior_predictive=int(card.outputs.get("posterior_predictive_draws", 1000)))
+        tree = res.to_arviz(posterior_predictive=int(card.outputs.get("posterior_predictive_draws", 500)))
         atomic_write(out / "fit.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
         files["fit"] = out / "fit.nc"
         atomic_write(out / "summary.csv", lambda p: summary.to_csv(p))
