@@ -373,9 +373,12 @@ def sbc(
     sites = inspect_model(model, kwargs, seed=seed)
     obs_names = observed_kwargs(sites, kwargs, observed or md_obs)
     if not obs_names:
+        # data given with the observations left as None: those arguments are the observed ones
+        obs_names = [k for k, v in kwargs.items() if v is None and k in sites.latent]
+    if not obs_names:
         raise DataError("observed", "the names of the model's observed keyword arguments",
                         "none found", "pass observed=[...]")
-    names = params or list(sites.latent)
+    names = params or [s for s in sites.latent if s not in obs_names]
     unknown = [p for p in names if p not in sites.latent + sites.deterministic]
     if unknown:
         raise DataError("params", f"latent sites of the model {sites.latent}", f"{unknown}")

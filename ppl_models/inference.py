@@ -24,7 +24,7 @@ from numpyro.infer.util import log_density
 from ._config import enable_compilation_cache
 from ._trace import inspect_model, observed_kwargs
 from .data import ModelData, as_mapping, describe
-from .errors import DataError
+from .errors import DataError, PPLModelsError
 from .fit import Fit
 from .fit import device_kwargs as _device_arrays
 
@@ -123,7 +123,8 @@ def fit(
     chain_method : {"parallel", "sequential", "vectorized"}, optional
         Default: :func:`default_chain_method`.
     init_strategy : callable, optional
-        A NumPyro init strategy (default ``init_to_median`` for MCMC and SVI).
+        A NumPyro init strategy. Default: the program's own ``default_init_strategy(data,
+        seed=)`` when it has one (mixtures start from k-means), else ``init_to_median``.
     target_accept_prob, max_tree_depth, dense_mass, trajectory_length
         NUTS/HMC settings (``trajectory_length`` is HMC's path length, default 2π).
     guide : callable, optional
@@ -178,12 +179,15 @@ def fit(
 
     try:
         sites = inspect_model(model, kwargs, seed=seed)
-    except (DataError, ValueError, TypeError) as exc:
-        if isinstance(exc, DataError):
+    except (PPLModelsError, ValueError, TypeError) as exc:
+        if isinstance(exc, PPLModelsError):
             raise
         raise DataError("data", "keyword arguments the model accepts and can run on",
                         f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
     obs_names = observed_kwargs(sites, kwargs, observed)
+    if init_strategy is None and callable(getattr(model, "default_init_strategy", None)):
+        # a family can say how its programs should start (e.g. mixtures from k-means)
+        init_strategy = model.default_init_strategy(md if md is not None else kwargs, seed=seed)
     init = init_strategy if init_strategy is not None else init_to_median(num_samples=15)
     key = jax.random.PRNGKey(seed)
     info: dict[str, Any] = {"method": method_l, "seed": seed}
