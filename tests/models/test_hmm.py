@@ -278,5 +278,6 @@ def test_sbc_two_state_poisson():
     from ppl_models.diagnostics import sbc
 
     result = sbc(hmm.poisson_hmm, {"obs": None, "num_states": 2, "num_timesteps": 60},
-                 num_replications=100, num_warmup=200, num_samples=200, seed=0, observed=["obs"])
+                 num_replications=100, num_warmup=200, num_samples=200, seed=0, observed=["obs"],
+                 params=["initial_probs", "transition_matrix", "log_rates"])
     assert result.passed, str(result)
