@@ -25,7 +25,7 @@ _SECTIONS = {"name", "description", "family", "model", "data", "inference", "gat
 _INFERENCE_KEYS = {
     "method", "seed", "num_chains", "num_warmup", "num_samples", "thinning", "chain_method",
     "target_accept_prob", "max_tree_depth", "dense_mass", "trajectory_length", "num_steps",
-    "learning_rate", "subsample_size", "num_posterior_draws",
+    "learning_rate", "subsample_size", "num_posterior_draws", "init_strategy",
 }
 
 

@@ -77,8 +77,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  "num_chains": args.num_chains, "num_steps": args.num_steps, "seed": args.seed}
     progress = False if args.no_progress else None
     res = run_entry(card, args.out, overrides, progress=progress, echo=_echo)
-    with pd.option_context("display.max_rows", 60, "display.width", 160, "display.max_columns", 12):
-        print(res.summary.round(3).to_string())
+    table = res.summary
+    shown = 40
+    with pd.option_context("display.width", 160, "display.max_columns", 12):
+        print(table.head(shown).round(3).to_string())
+    if len(table) > shown:
+        where = f" (all of them in {args.out}/summary.csv)" if args.out else ""
+        print(f"... {len(table) - shown} more rows{where}")
     for k, v in res.extra.items():
         print(f"{k}: {v}")
     print(str(res.report))

@@ -81,7 +81,7 @@ def fit(
     thinning: int = 1,
     progress_bar: bool | None = None,
     chain_method: str | None = None,
-    init_strategy: Callable | None = None,
+    init_strategy: Callable | str | None = None,
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
     dense_mass: bool = False,
@@ -123,7 +123,8 @@ def fit(
     chain_method : {"parallel", "sequential", "vectorized"}, optional
         Default: :func:`default_chain_method`.
     init_strategy : callable, optional
-        A NumPyro init strategy. Default: the program's own ``default_init_strategy(data,
+        A NumPyro init strategy, or its name ("median", "mean", "uniform", "feasible",
+        "sample"). Default: the program's own ``default_init_strategy(data,
         seed=)`` when it has one (mixtures start from k-means), else ``init_to_median``.
     target_accept_prob, max_tree_depth, dense_mass, trajectory_length
         NUTS/HMC settings (``trajectory_length`` is HMC's path length, default 2π).
@@ -185,6 +186,8 @@ def fit(
         raise DataError("data", "keyword arguments the model accepts and can run on",
                         f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
     obs_names = observed_kwargs(sites, kwargs, observed)
+    if isinstance(init_strategy, str):
+        init_strategy = _named_init(init_strategy)
     if init_strategy is None and callable(getattr(model, "default_init_strategy", None)):
         # a family can say how its programs should start (e.g. mixtures from k-means)
         init_strategy = model.default_init_strategy(md if md is not None else kwargs, seed=seed)
@@ -269,7 +272,12 @@ def fit(
     params = {k: np.asarray(v) for k, v in svi_result.params.items()}
     n_draws = 1 if method_l == "map" else _positive_int("num_posterior_draws", num_posterior_draws)
     return_sites = sites.latent + sites.deterministic
-    pred = Predictive(model, guide=guide_obj, params=svi_result.params, num_samples=n_draws,
+    draw_guide = guide_obj
+    if subsample_size is not None and guide is None:
+        # An autoguide remembers the plate sizes of its first (minibatch) call; a fresh one of the
+        # same kind, traced on all the data, reads the same parameters with full-size plates.
+        draw_guide = (AutoDelta if method_l == "map" else AutoNormal)(model, init_loc_fn=init)
+    pred = Predictive(model, guide=draw_guide, params=svi_result.params, num_samples=n_draws,
                       return_sites=return_sites)
     draws = pred(k_draw, **_device_arrays(kwargs))
     samples = {k: np.asarray(v)[None] for k, v in draws.items() if k in return_sites}
@@ -282,6 +290,18 @@ def fit(
     result.svi_losses = losses
     result._guide = guide_obj
     return result
+
+
+def _named_init(name: str) -> Callable:
+    """A NumPyro init strategy by name (as a catalog card gives it)."""
+    from numpyro.infer import initialization as ini
+
+    table = {"median": lambda: ini.init_to_median(num_samples=15), "mean": lambda: ini.init_to_mean(num_samples=15),
+             "uniform": ini.init_to_uniform, "feasible": ini.init_to_feasible, "sample": ini.init_to_sample}
+    if name not in table:
+        raise DataError("init_strategy", f"one of {sorted(table)} or a NumPyro init strategy", repr(name))
+    made = table[name]
+    return made() if name in ("median", "mean") else made
 
 
 def _restore_state(resume: Fit, kernel: Any, mcmc: MCMC, method: str, num_chains: int,

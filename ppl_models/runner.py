@@ -50,8 +50,10 @@ class RunResult:
     seconds: float = 0.0
 
 
-def _plot_vars(fit: Fit, limit: int = 6) -> list[str]:
-    names = [k for k in fit.samples if k not in (fit.sites.deterministic if fit.sites else [])]
+def _plot_vars(fit: Fit, limit: int = 6, max_components: int = 64) -> list[str]:
+    """Up to ``limit`` latent variables small enough to draw (a 10 x 4,383 topic matrix is not)."""
+    det = set(fit.sites.deterministic if fit.sites else [])
+    names = [k for k, v in fit.samples.items() if k not in det and int(np.prod(v.shape[2:])) <= max_components]
     return names[:limit]
 
 
@@ -70,10 +72,17 @@ def _save_plots(fit: Fit, tree: Any, out: Path, files: dict[str, Path]) -> None:
         except Exception:
             plt.close("all")
 
+    names = _plot_vars(fit)
+    if not names:
+        files["trace_error"] = Path("trace plot skipped: every variable has more than 64 components")
     try:
-        pc = azp.plot_trace_dist(tree, var_names=_plot_vars(fit), backend="matplotlib")
+        if not names:
+            raise LookupError("nothing to draw")
+        pc = azp.plot_trace_dist(tree, var_names=names, backend="matplotlib")
         save_pc(pc, out / "trace.png")
         files["trace"] = out / "trace.png"
+    except LookupError:
+        pass
     except Exception as exc:  # a plot must never cost the user the fit itself
         files["trace_error"] = Path(f"trace plot failed: {exc}")
     if "posterior_predictive" in tree.children:

@@ -171,3 +171,19 @@ def test_resume_continues_the_chains_exactly(tmp_path):
         pm.fit(beta_bernoulli, {"y": Y}, num_chains=3, num_samples=10, resume=first)
     with pytest.raises(DataError, match="resume"):
         pm.fit(beta_bernoulli, {"y": Y}, method="hmc", num_chains=2, num_samples=10, resume=first)
+
+
+def local_latents(y=None, subsample_size=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    with numpyro.plate("obs", y.shape[0], subsample_size=subsample_size) as idx:
+        z = numpyro.sample("z", dist.Normal(mu, 1.0))
+        numpyro.sample("y", dist.Normal(z, 0.5), obs=y[idx])
+
+
+def test_svi_minibatch_with_local_latents_draws_full_plates():
+    y = np.random.default_rng(7).normal(2.0, 1.2, size=300).astype(np.float32)
+    res = pm.fit(local_latents, {"y": y}, method="svi", subsample_size=50, num_steps=500,
+                 num_posterior_draws=20, init_strategy="uniform")
+    assert res.samples["z"].shape == (1, 20, 300)
+    with pytest.raises(DataError, match="init_strategy"):
+        pm.fit(local_latents, {"y": y}, method="svi", num_steps=10, init_strategy="clever")
