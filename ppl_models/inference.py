@@ -123,8 +123,8 @@ def fit(
     chain_method : {"parallel", "sequential", "vectorized"}, optional
         Default: :func:`default_chain_method`.
     init_strategy : callable, optional
-        A NumPyro init strategy, or its name ("median", "mean", "uniform", "feasible",
-        "sample"). Default: the program's own ``default_init_strategy(data,
+        A NumPyro init strategy, or its name ("median", "mean", "uniform", "uniform:RADIUS",
+        "feasible", "sample"). Default: the program's own ``default_init_strategy(data,
         seed=)`` when it has one (mixtures start from k-means), else ``init_to_median``.
     target_accept_prob, max_tree_depth, dense_mass, trajectory_length
         NUTS/HMC settings (``trajectory_length`` is HMC's path length, default 2π).
@@ -296,12 +296,19 @@ def _named_init(name: str) -> Callable:
     """A NumPyro init strategy by name (as a catalog card gives it)."""
     from numpyro.infer import initialization as ini
 
+    base, _, arg = name.partition(":")
     table = {"median": lambda: ini.init_to_median(num_samples=15), "mean": lambda: ini.init_to_mean(num_samples=15),
              "uniform": ini.init_to_uniform, "feasible": ini.init_to_feasible, "sample": ini.init_to_sample}
-    if name not in table:
-        raise DataError("init_strategy", f"one of {sorted(table)} or a NumPyro init strategy", repr(name))
-    made = table[name]
-    return made() if name in ("median", "mean") else made
+    if base not in table or (arg and base != "uniform"):
+        raise DataError("init_strategy", f"one of {sorted(table)}, 'uniform:RADIUS', or a NumPyro init strategy",
+                        repr(name))
+    if base == "uniform" and arg:
+        try:
+            return ini.init_to_uniform(radius=float(arg))
+        except ValueError:
+            raise DataError("init_strategy", "'uniform:RADIUS' with a number", repr(name)) from None
+    made = table[base]
+    return made() if base in ("median", "mean") else made
 
 
 def _restore_state(resume: Fit, kernel: Any, mcmc: MCMC, method: str, num_chains: int,
