@@ -387,7 +387,7 @@ def sbc(
     obs_site_for = {k: k for k in obs_names}
     missing = [k for k in obs_names if k not in prior]
     if missing:
-        raise DataError("observed", f"observed keyword arguments named like their sites", f"{missing}")
+        raise DataError("observed", "observed keyword arguments named like their sites", f"{missing}")
     batched = {k: prior[obs_site_for[k]] for k in obs_names}
     static = {k: v for k, v in kwargs.items() if k not in obs_names}
     thin = thin if thin is not None else max(1, num_samples // 100)

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from ._trace import ModelSites, inspect_model
-from .data import describe
+
 from .errors import DataError, PPLModelsError
 
 __all__ = ["Fit", "load_fit", "model_reference", "resolve_reference"]

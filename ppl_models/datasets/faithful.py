@@ -8,21 +8,12 @@ from typing import Sequence
 import numpy as np
 
 from ..data import ModelData
-from ..errors import DataError
+from ._bundled import read_columns, row_count
 
 __all__ = ["load_faithful", "COLUMNS"]
 
 _CSV = Path(__file__).resolve().parent / "data" / "faithful.csv"
 COLUMNS = ("eruptions", "waiting")
-
-
-def _rows(num_rows, n: int) -> int:
-    """Validated row count: all rows when ``num_rows`` is None (small sets are for SBC)."""
-    if num_rows is None:
-        return n
-    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= n:
-        raise DataError("num_rows", f"an integer in [1, {n}] or None", repr(num_rows))
-    return num_rows
 
 
 def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = True,
@@ -45,13 +36,8 @@ def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = Tr
     -------
     ModelData
     """
-    cols = [columns] if isinstance(columns, str) else list(columns)
-    bad = [c for c in cols if c not in COLUMNS] or ([] if cols else ["(none)"])
-    if bad:
-        raise DataError("columns", f"a non-empty selection of {list(COLUMNS)}", f"{bad}")
-    raw = np.genfromtxt(_CSV, delimiter=",", names=True)
-    X = np.stack([np.asarray(raw[c], dtype=np.float64) for c in cols], axis=1)
-    X = X[: _rows(num_rows, X.shape[0])]
+    X, cols = read_columns(_CSV, columns, COLUMNS)
+    X = X[: row_count(num_rows, X.shape[0])]
     center = X.mean(axis=0) if standardize else np.zeros(X.shape[1])
     scale = X.std(axis=0, ddof=1) if standardize else np.ones(X.shape[1])
     Z = (X - center) / scale

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from ..data import ModelData
 from ..errors import DataError
+from ._bundled import read_columns
 
 __all__ = ["load_geyser", "COLUMNS"]
 
@@ -33,12 +33,7 @@ def load_geyser(columns: Sequence[str] | str = "duration", num_eruptions: int | 
     ModelData
         ``kwargs``: ``obs`` and ``num_timesteps``; ``extra["columns"]``.
     """
-    cols = [columns] if isinstance(columns, str) else list(columns)
-    bad = [c for c in cols if c not in COLUMNS] or ([] if cols else ["(none)"])
-    if bad:
-        raise DataError("columns", f"a non-empty selection of {list(COLUMNS)}", f"{bad}")
-    raw = np.genfromtxt(_CSV, delimiter=",", names=True)
-    X = np.stack([np.asarray(raw[c], dtype=np.float64) for c in cols], axis=1)
+    X, cols = read_columns(_CSV, columns, COLUMNS)
     if num_eruptions is not None:
         if isinstance(num_eruptions, bool) or not isinstance(num_eruptions, int) \
                 or not 2 <= num_eruptions <= X.shape[0]:

@@ -10,21 +10,13 @@ import numpy as np
 
 from ..data import ModelData
 from ..errors import DataError
+from ._bundled import row_count
 
 __all__ = ["load_penguins", "FEATURES", "SPECIES"]
 
 _CSV = Path(__file__).resolve().parent / "data" / "penguins.csv"
 FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
-
-
-def _rows(num_rows, n: int) -> int:
-    """Validated row count: all rows when ``num_rows`` is None (small sets are for SBC)."""
-    if num_rows is None:
-        return n
-    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= n:
-        raise DataError("num_rows", f"an integer in [1, {n}] or None", repr(num_rows))
-    return num_rows
 
 
 def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True,
@@ -57,7 +49,7 @@ def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True,
         raise DataError("features", f"a non-empty selection of {list(FEATURES)}", f"{bad}")
     with open(_CSV, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if all(v not in ("", "NA") for v in r.values())]
-    rows = rows[: _rows(num_rows, len(rows))]
+    rows = rows[: row_count(num_rows, len(rows))]
     X = np.array([[float(r[f]) for f in feats] for r in rows])
     species = np.array([SPECIES.index(r["species"]) for r in rows], dtype=np.int32)
     center = X.mean(axis=0) if standardize else np.zeros(X.shape[1])

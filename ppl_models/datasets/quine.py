@@ -8,20 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data import ModelData
-from ..errors import DataError
+from ._bundled import row_count
 
 __all__ = ["load_quine"]
 
 _CSV = Path(__file__).resolve().parent / "data" / "quine.csv"
-
-
-def _rows(num_rows, n: int) -> int:
-    """Validated row count: all rows when ``num_rows`` is None (small sets are for SBC)."""
-    if num_rows is None:
-        return n
-    if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= n:
-        raise DataError("num_rows", f"an integer in [1, {n}] or None", repr(num_rows))
-    return num_rows
 
 
 def load_quine(num_rows: int | None = None) -> ModelData:
@@ -44,7 +35,7 @@ def load_quine(num_rows: int | None = None) -> ModelData:
     """
     with open(_CSV, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    rows = rows[: _rows(num_rows, len(rows))]
+    rows = rows[: row_count(num_rows, len(rows))]
     y = np.array([int(r["Days"]) for r in rows], dtype=np.int32)
     return ModelData(
         kwargs={"y": y, "num_obs": y.shape[0]},

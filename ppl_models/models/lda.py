@@ -58,7 +58,6 @@ import scipy.sparse as sp
 from numpyro.distributions import constraints
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
-from numpyro.infer.initialization import init_to_value
 
 from .._trace import inspect_model, observed_kwargs
 from ..data import ModelData, describe
