@@ -310,7 +310,8 @@ def _check_data(name: str, x: Any, *, ndim: int, num_components: int, num_obs: i
         raise DataError("num_obs", f"the number of rows of `{name}` ({n})", f"{num_obs}")
     if num_features is not None and ndim == 2 and arr.shape[1] != int(num_features):
         raise DataError(name, f"num_features={num_features} columns", f"{arr.shape[1]}")
-    return jnp.asarray(arr)
+    # a JAX array is returned as it is, so data sharded across devices stay sharded
+    return x if isinstance(x, jax.Array) else jnp.asarray(arr)
 
 
 def _num_obs(name: str, x: Any, num_obs: Any, num_components: int) -> int:
