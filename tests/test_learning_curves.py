@@ -354,3 +354,18 @@ def test_nuts_route_runs_and_agrees_with_laplace(cancer):
     # agree to a few test rows.
     assert np.all(np.abs(err["nuts"] - err["laplace"]) < 0.02)
     assert err["nuts"].mean() < 0.2
+
+
+@pytest.mark.slow
+def test_reproduces_ng_jordan_on_breast_cancer(cancer):
+    """The finding itself, on real data at a reduced grid (the full grid is
+    benchmarks/ng_jordan_study.py): logistic regression ends lower, naive Bayes plateaus sooner."""
+    X, y = cancer
+    sizes = [8, 16, 32, 64, 128, 256, 400]
+    models = {"nb": BayesianNaiveBayes(num_samples=50),
+              "lr": BayesianLogisticRegression(method="laplace", num_samples=50)}
+    df = learning_curves(models, X, y, sizes, n_splits=30, seed=11, dataset="bc")
+    err = (df[df.metric == "error"].groupby(["model", "m"])["value"].mean().unstack("m")[sizes])
+    nb, lr = err.loc["nb"].to_numpy(), err.loc["lr"].to_numpy()
+    assert lr[-1] < nb[-1]
+    assert plateau_m(nb, sizes) < plateau_m(lr, sizes)
