@@ -47,7 +47,7 @@ def load_faithful(columns: Sequence[str] | str = COLUMNS, standardize: bool = Tr
         observed = ("x",)
         dims = {"loc": ["component"], "weights": ["component"]}
     else:
-        kwargs = {"X": Z, "num_obs": n}
+        kwargs = {"X": Z, "num_obs": n, "num_features": Z.shape[1]}
         observed = ("X",)
         dims = {"loc": ["component", "feature"], "weights": ["component"], "loc_order": ["component"],
                 "corr_chol": ["component", "feature", "feature_bis"]}

@@ -38,7 +38,7 @@ def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True,
     Returns
     -------
     ModelData
-        ``kwargs = {"X": (333, D), "num_obs": 333}`` for
+        ``kwargs = {"X": (333, D), "num_obs": 333, "num_features": D}`` for
         :func:`ppl_models.models.mixture.mvn_mixture`; ``extra["species"]`` holds the species code
         per row (0 Adelie, 1 Chinstrap, 2 Gentoo) for the adjusted Rand index, which is never
         used in fitting.
@@ -55,7 +55,7 @@ def load_penguins(features: Sequence[str] = FEATURES, standardize: bool = True,
     center = X.mean(axis=0) if standardize else np.zeros(X.shape[1])
     scale = X.std(axis=0, ddof=1) if standardize else np.ones(X.shape[1])
     return ModelData(
-        kwargs={"X": (X - center) / scale, "num_obs": X.shape[0]},
+        kwargs={"X": (X - center) / scale, "num_obs": X.shape[0], "num_features": X.shape[1]},
         observed=("X",),
         coords={"feature": feats},
         dims={"loc": ["component", "feature"], "weights": ["component"], "loc_order": ["component"],

@@ -1497,7 +1497,9 @@ def network_data(network: Any, data: pd.DataFrame, *, prior_concentration: float
         coords[f"{v}_parents"] = _parent_labels(net, v)
         coords[f"{v}_state"] = [str(s) for s in net.states[v]]
         dims[cpt_site(v)] = [f"{v}_parents", f"{v}_state"]
-    return ModelData(kwargs={"network": net, "obs": codes, "prior_concentration": float(prior_concentration)},
+    # num_rows lets the program simulate as many rows when obs is None (posterior predictive)
+    return ModelData(kwargs={"network": net, "obs": codes, "num_rows": int(len(codes)),
+                             "prior_concentration": float(prior_concentration)},
                      observed=("obs",), coords=coords, dims=dims, name=net.name,
                      description=f"{net.name}: {len(codes)} rows, {int((codes < 0).sum())} missing values",
                      extra={"network": net})
