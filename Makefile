@@ -11,7 +11,7 @@ PYTHON ?= $(shell bash scripts/find-python.sh)
 
 DEMO_ENTRY ?= breast_cancer_logistic
 DEMO_OUT   ?= runs/demo
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test venv bench clean check-python
 
