@@ -25,6 +25,8 @@ with ``lengths``). NaN marks a missing observation.
 
 from __future__ import annotations
 
+from ..kernels import hmm as _kernel_module
+
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -71,19 +73,7 @@ __all__ = [
     "posterior_predictive",
     "step_log_likelihood",
     "loo_over_time",
-    # kernels
-    "FilterResult",
-    "SmootherResult",
-    "ViterbiResult",
-    "PathSample",
-    "forward_log_prob",
-    "forward_filter",
-    "forward_backward",
-    "viterbi",
-    "ffbs",
-    "sample_states",
-    "lengths_to_mask",
-]
+] + list(_kernel_module.__all__)  # the kernels, re-exported
 
 
 def _is_concrete(x: Any) -> bool:

@@ -34,6 +34,8 @@ its keyword argument (``x``, ``X`` or ``y``) and lies in the plate ``"obs"``.
 
 from __future__ import annotations
 
+from ..kernels import mixture as _kernel_module
+
 from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -100,30 +102,7 @@ __all__ = [
     "sample_with_components",
     "relabel",
     "COMPONENT_SITES",
-    # kernels, re-exported
-    "MixtureLogLikelihood",
-    "Responsibilities",
-    "PredictiveDensity",
-    "Relabelling",
-    "KMeansResult",
-    "mixture_log_likelihood",
-    "responsibilities",
-    "hard_assignments",
-    "predictive_density",
-    "normal_component_log_prob",
-    "mvn_component_log_prob",
-    "diag_normal_component_log_prob",
-    "poisson_component_log_prob",
-    "categorical_component_log_prob",
-    "bernoulli_component_log_prob",
-    "stick_breaking_weights",
-    "all_permutations",
-    "apply_permutation",
-    "relabel_by_sorting",
-    "match_to_reference",
-    "stephens_relabel",
-    "kmeans",
-]
+] + list(_kernel_module.__all__)  # the kernels, re-exported
 
 
 # ============================================================================================
