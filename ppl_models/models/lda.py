@@ -404,6 +404,17 @@ def _check_slots(word_ids: Any, counts: Any, vocab_size: int) -> None:
 # ============================================================================================
 
 
+def _documents(word_ids, counts, doc_length):
+    """Slot word ids as a JAX array, the number of documents, and the tokens per document
+    (from the counts unless given; required when simulating, ``counts=None``)."""
+    word_ids = jnp.asarray(word_ids)
+    if doc_length is None:
+        if counts is None:
+            raise DataError("doc_length", "the tokens per document when counts is None (forward simulation)", "None")
+        doc_length = jnp.asarray(counts).sum(-1)
+    return word_ids, word_ids.shape[0], jnp.asarray(doc_length)
+
+
 def lda(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int | None = None,
         doc_length=None, alpha: float = 0.1, eta: float = 0.05, subsample_size: int | None = None):
     """Classic LDA over bag-of-words counts, every token's topic summed out.
@@ -445,13 +456,7 @@ def lda(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int | N
     V = int(vocab_size)
     if _concrete(word_ids) and not isinstance(word_ids, jax.Array):
         _check_slots(word_ids, counts, V)
-    word_ids = jnp.asarray(word_ids)
-    D = word_ids.shape[0]
-    if doc_length is None:
-        if counts is None:
-            raise DataError("doc_length", "the tokens per document when counts is None (forward simulation)", "None")
-        doc_length = jnp.asarray(counts).sum(-1)
-    doc_length = jnp.asarray(doc_length)
+    word_ids, D, doc_length = _documents(word_ids, counts, doc_length)
     # The Dirichlet sites are sampled as logarithms (LogDirichlet): in float32 the small
     # probabilities of a large vocabulary underflow to 0 and make the density infinite.
     with numpyro.plate("topic", K):
@@ -1018,13 +1023,7 @@ def prodlda(word_ids=None, counts=None, *, num_topics: int = 10, vocab_size: int
     """
     del eta, hidden
     K, V = _check_prodlda_args(word_ids, counts, num_topics, vocab_size)
-    word_ids = jnp.asarray(word_ids)
-    D = word_ids.shape[0]
-    if doc_length is None:
-        if counts is None:
-            raise DataError("doc_length", "the tokens per document when counts is None (forward simulation)", "None")
-        doc_length = jnp.asarray(counts).sum(-1)
-    doc_length = jnp.asarray(doc_length)
+    word_ids, D, doc_length = _documents(word_ids, counts, doc_length)
     if background is None:
         if counts is not None:
             freq = jnp.zeros(V).at[jnp.where(word_ids >= 0, word_ids, 0)].add(
