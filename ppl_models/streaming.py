@@ -80,7 +80,10 @@ class RowSource:
         """Rows of a Parquet file: ``columns`` maps a keyword argument to one column (a vector)
         or a list of columns (a matrix). Minibatches are drawn within one random row group at a
         time, so only that row group is ever in memory."""
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("RowSource.from_parquet needs pyarrow: pip install 'ppl_models[parquet]'") from e
 
         pf = pq.ParquetFile(path)
         self = cls.__new__(cls)
