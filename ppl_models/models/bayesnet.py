@@ -1534,7 +1534,8 @@ class CPTPosterior:
     network : BayesianNetwork
         The structure (with the tables it was declared with).
     fit : ppl_models.fit.Fit or None
-        The NUTS/SVI fit; ``None`` for exact conjugate draws.
+        The fit the draws come from (NUTS, SVI, or exact conjugate draws, method
+        ``"exact"``); ``None`` only when built from bare ``samples``.
     tables : dict
         ``node -> array (draws, *parent cards, card)``.
     """
@@ -1653,14 +1654,20 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
         Dirichlet concentration of every table entry.
     seed : int
     num_draws : int
-        Draws for ``"exact"``.
+        Draws per chain for ``"exact"``.
     **fit_kwargs
         Passed to :func:`ppl_models.fit` (``num_chains``, ``num_warmup``, ``num_samples``,
-        ``num_steps``, ``learning_rate``, ...).
+        ``num_steps``, ``learning_rate``, ...). ``"exact"`` takes only ``num_chains``
+        (default 1): that many independent sets of ``num_draws`` exact draws, so that r-hat
+        and ESS read as for MCMC.
 
     Returns
     -------
     CPTPosterior
+        Its ``fit`` is a :class:`ppl_models.fit.Fit` for every method: for ``"exact"`` one
+        built from the conjugate draws (:meth:`~ppl_models.fit.Fit.from_samples`, method
+        ``"exact"``), so ``post.fit.to_arviz()``, ``post.fit.summary()`` and
+        ``post.fit.predict()`` work as after NUTS.
     """
     from ..inference import fit as run_fit
 
@@ -1672,15 +1679,32 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
             raise DataError("data", "complete rows for method='exact' (no missing values)",
                             f"{int((codes < 0).sum())} missing value(s)",
                             "use method='nuts' or 'svi', which sum missing values out")
+        num_chains = fit_kwargs.pop("num_chains", 1)
+        if fit_kwargs:
+            raise DataError("fit_kwargs", "only num_chains for method='exact' (the draws are "
+                            "exact: no warm-up, steps or sampler settings)", sorted(fit_kwargs))
+        if not isinstance(num_chains, (int, np.integer)) or num_chains < 1:
+            raise DataError("num_chains", "a positive integer", repr(num_chains))
+        if not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
+            raise DataError("num_draws", "a positive integer", repr(num_draws))
+        if not (isinstance(prior_concentration, (int, float, np.number)) and prior_concentration > 0):
+            raise DataError("prior_concentration", "a positive number", repr(prior_concentration))
         rng = np.random.default_rng(seed)
         samples = {}
         for v in net.nodes:
             counts = count_table(net, codes, v)
             alpha = counts.reshape(-1, counts.shape[-1]) + prior_concentration
-            g = rng.gamma(alpha, size=(num_draws,) + alpha.shape)
+            g = rng.gamma(alpha, size=(int(num_chains), int(num_draws)) + alpha.shape)
             samples[cpt_site(v)] = g / g.sum(axis=-1, keepdims=True)
-        # Independent Dirichlet rows need no sampler; ``fit_exact_as_fit`` wraps them in a Fit.
-        return CPTPosterior(net, None, samples=samples)
+        # Independent Dirichlet rows need no sampler: the draws go into a Fit as they are.
+        from ..fit import Fit
+
+        result = Fit.from_samples(bayesnet_model, md.kwargs, samples, "exact", group_by_chain=True,
+                                  observed=md.observed, coords=md.coords, dims=md.dims,
+                                  info={"num_chains": int(num_chains), "num_samples": int(num_draws),
+                                        "prior_concentration": float(prior_concentration)},
+                                  seed=seed)
+        return CPTPosterior(net, result)
     result = run_fit(bayesnet_model, md, method=method, seed=seed, **fit_kwargs)
     return CPTPosterior(net, result)
 

@@ -504,6 +504,63 @@ def test_learned_tables_converge_to_the_generating_ones(asia):
         bn.fit_cpts(asia, frame.iloc[:10].astype(object).mask(np.eye(10, 8, dtype=bool)), method="exact")
 
 
+def test_exact_posterior_is_a_fit_matching_the_analytic_dirichlet(two_node):
+    from scipy import stats
+
+    from ppl_models.fit import Fit
+
+    frame = two_node.sample(300, seed=21)
+    num_chains, num_draws = 2, 2000
+    post = bn.fit_cpts(two_node, frame, method="exact", num_draws=num_draws, num_chains=num_chains,
+                       prior_concentration=1.5, seed=4)
+    fit = post.fit
+    assert isinstance(fit, Fit) and fit.method == "exact"
+    assert (fit.num_chains, fit.num_draws) == (num_chains, num_draws)
+    assert post.num_draws == num_chains * num_draws
+    n = num_chains * num_draws
+    summary = fit.summary()
+    codes = two_node.encode(frame)
+    for v in two_node.nodes:
+        alpha = bn.count_table(two_node, codes, v).reshape(-1, len(two_node.states[v])) + 1.5
+        a0 = alpha.sum(axis=-1, keepdims=True)
+        mean = alpha / a0
+        sd = np.sqrt(mean * (1 - mean) / (a0 + 1))
+        draws = fit.get_samples()[bn.cpt_site(v)]
+        assert draws.shape == (n,) + alpha.shape
+        np.testing.assert_allclose(draws.mean(axis=0), mean, atol=float(4 * sd.max() / np.sqrt(n)))
+        np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.1)
+        rows = summary.loc[[k for k in summary.index if k.startswith(f"{bn.cpt_site(v)}[")]]
+        np.testing.assert_allclose(rows["mean"].to_numpy(), mean.reshape(-1),
+                                   atol=float(4 * sd.max() / np.sqrt(n)))
+        # equal-tailed 89% intervals against the Beta marginals of the Dirichlet rows
+        table = post.cpt_summary(v, ci_prob=0.89)
+        b = stats.beta(alpha, a0 - alpha)
+        for q, col in [(0.055, "lower"), (0.945, "upper")]:
+            want = b.ppf(q)
+            # Monte Carlo sd of a sample quantile: sqrt(q (1 - q) / n) / density at it
+            tol = 4 * np.sqrt(q * (1 - q) / n) / b.pdf(want)
+            got = table[col].to_numpy().reshape(want.shape)
+            assert np.all(np.abs(got - want) < tol), (v, col, got, want)
+    # ArviZ groups as after NUTS; the pointwise log-likelihood is that of each draw's tables
+    tree = fit.to_arviz()
+    assert {"posterior", "log_likelihood", "observed_data"} <= set(tree.children)
+    assert tree["posterior"]["cpt_b"].dims == ("chain", "draw", "b_parents", "b_state")
+    ll = tree["log_likelihood"]["obs"].values
+    assert ll.shape == (num_chains, num_draws, len(frame))
+    tables = {v: fit.samples[bn.cpt_site(v)][1, 7].reshape(two_node.cpt_array(v).shape)
+              for v in two_node.nodes}
+    np.testing.assert_allclose(ll[1, 7], two_node.with_cpts(tables).log_probability(frame), atol=1e-4)
+    # posterior queries carry intervals; the exact p(a | b=u) lies inside for this much data
+    q = post.query("a", {"b": "u"})
+    exact = two_node.query("a", {"b": "u"})["probability"].to_numpy()
+    assert np.all(q["lower"] <= q["plug_in"]) and np.all(q["plug_in"] <= q["upper"])
+    assert np.all((q["lower"] < exact + 0.03) & (exact - 0.03 < q["upper"]))
+    with pytest.raises(DataError, match="num_warmup"):
+        bn.fit_cpts(two_node, frame, method="exact", num_warmup=10)
+    with pytest.raises(DataError, match="num_chains"):
+        bn.fit_cpts(two_node, frame, method="exact", num_chains=0)
+
+
 def test_nuts_with_missing_values_recovers_the_tables(two_node):
     frame = two_node.sample(3000, seed=3).astype(object)
     frame = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.2)
