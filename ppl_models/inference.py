@@ -8,6 +8,7 @@ program with no other code.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import Any, Callable, Mapping
@@ -206,21 +207,29 @@ def fit(
     show = _progress(progress_bar)
 
     if method_l in ("nuts", "hmc"):
+        run_model, run_kwargs = model, _device_arrays(run_data)
+        if shard:
+            # Sharded arrays must be arguments of the jitted sampler, not constants closed over
+            # (which XLA would replicate): NumPyro's jit_model_args passes them in, and the
+            # non-array arguments (sizes, flags) are bound to the program beforehand.
+            run_kwargs, static = _array_kwargs(run_data)
+            run_model = functools.partial(model, **static)
         if method_l == "nuts":
-            kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+            kernel = NUTS(run_model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                           dense_mass=dense_mass, init_strategy=init)
         else:
-            kernel = HMC(model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
+            kernel = HMC(run_model, target_accept_prob=target_accept_prob, dense_mass=dense_mass,
                          init_strategy=init,
                          trajectory_length=trajectory_length if trajectory_length else 2 * np.pi)
         cm = chain_method or default_chain_method(num_chains)
         mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples * thinning,
-                    num_chains=num_chains, thinning=thinning, chain_method=cm, progress_bar=show)
+                    num_chains=num_chains, thinning=thinning, chain_method=cm, progress_bar=show,
+                    jit_model_args=bool(shard))
         run_key = key
         if resume is not None:
-            run_key = _restore_state(resume, kernel, mcmc, method_l, num_chains, kwargs)
+            run_key = _restore_state(resume, kernel, mcmc, method_l, num_chains, run_kwargs)
         t0 = time.perf_counter()
-        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **_device_arrays(run_data))
+        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **run_kwargs)
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         jax.block_until_ready(samples)
         info["sampling_seconds"] = time.perf_counter() - t0
@@ -262,7 +271,10 @@ def fit(
         run_kwargs["subsample_size"] = _positive_int("subsample_size", subsample_size)
     k_run, k_draw = jax.random.split(key)
     t0 = time.perf_counter()
-    svi_result = svi.run(k_run, num_steps, progress_bar=show, **run_kwargs)
+    if shard:
+        svi_result = _svi_run_sharded(svi, k_run, num_steps, run_kwargs)
+    else:
+        svi_result = svi.run(k_run, num_steps, progress_bar=show, **run_kwargs)
     losses = np.asarray(svi_result.losses)
     info["fit_seconds"] = time.perf_counter() - t0
     if not np.isfinite(losses[-1]):
@@ -385,6 +397,22 @@ def sample_prior(
     return {k: np.asarray(v) for k, v in out.items() if k not in drop}
 
 
+def _svi_run_sharded(svi: SVI, key: jax.Array, num_steps: int, run_kwargs: Mapping[str, Any]):
+    """``svi.run`` with the data's arrays as arguments of the jitted loop (so sharded arrays keep
+    their sharding; ``svi.run`` closes over them)."""
+    from numpyro.infer.svi import SVIRunResult
+
+    arrays, static = _array_kwargs(run_kwargs)
+    state = svi.init(key, **static, **arrays)
+
+    @functools.partial(jax.jit, static_argnums=2)
+    def steps(state, arrays, n):
+        return jax.lax.scan(lambda st, _: svi.update(st, **static, **arrays), state, None, length=n)
+
+    state, losses = steps(state, arrays, num_steps)
+    return SVIRunResult(svi.get_params(state), state, losses)
+
+
 def log_joint(model: Callable, data: Mapping[str, Any] | ModelData | None, values: Mapping[str, Any]) -> float:
     """``log p(x, z, θ)``: the program's joint log density at the given latent values.
 
@@ -395,12 +423,32 @@ def log_joint(model: Callable, data: Mapping[str, Any] | ModelData | None, value
     return float(log_joint_fn(model, data)(dict(values)))
 
 
-def log_joint_fn(model: Callable, data: Mapping[str, Any] | ModelData | None) -> Callable[[dict], jax.Array]:
-    """A pure function ``values -> log p(x, z, θ)`` that composes with ``jit``/``vmap``/``grad``."""
-    kwargs, _ = _split_data(data)
+def _array_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, jax.Array], dict[str, Any]]:
+    """Split program arguments into JAX arrays (which can be arguments of a jitted function,
+    keeping their sharding) and everything else (sizes, flags, None: static, closed over)."""
+    dev = _device_arrays(kwargs)
+    arrays = {k: v for k, v in dev.items() if isinstance(v, jax.Array)}
+    return arrays, {k: v for k, v in dev.items() if k not in arrays}
 
-    def fn(values: dict) -> jax.Array:
-        lp, _ = log_density(model, (), _device_arrays(kwargs), {k: jnp.asarray(v) for k, v in values.items()})
+
+def log_joint_fn(model: Callable, data: Mapping[str, Any] | ModelData | None) -> Callable[..., jax.Array]:
+    """A pure function ``values -> log p(x, z, θ)`` that composes with ``jit``/``vmap``/``grad``.
+
+    The function also takes the data's arrays as a second argument, ``fn(values, fn.arrays)``.
+    Under ``jit`` an array closed over becomes a constant and loses its sharding; passed as an
+    argument it keeps it, so data placed with :func:`ppl_models.scale.shard_rows` are then
+    processed data-parallel::
+
+        f = log_joint_fn(model, shard_rows(data, ["X", "y"]))
+        value, grad = jax.jit(jax.value_and_grad(f))(values, f.arrays)
+    """
+    kwargs, _ = _split_data(data)
+    arrays, static = _array_kwargs(kwargs)
+
+    def fn(values: dict, data_arrays: Mapping[str, Any] | None = None) -> jax.Array:
+        kw = {**static, **(arrays if data_arrays is None else data_arrays)}
+        lp, _ = log_density(model, (), kw, {k: jnp.asarray(v) for k, v in values.items()})
         return lp
 
+    fn.arrays = arrays
     return fn

@@ -148,11 +148,14 @@ def _prepare(obs: Any, lengths: Any, num_timesteps: int | None, event_ndim: int,
     One sequence is ``(T, *event)``; a batch is ``(B, T, *event)`` with ``lengths`` ``(B,)``;
     hmmlearn's layout ``(sum(lengths), *event)`` with ``lengths`` is padded here.
     """
+    # Concrete jax.Arrays stay jax.Arrays (a sharded batch keeps its sharding, so the forward
+    # pass runs data-parallel over sequences); only their values are read here, for the checks.
     if lengths is not None and _is_concrete(lengths):
-        lengths = np.asarray(lengths)
-        if lengths.ndim != 1 or lengths.size == 0 or not np.issubdtype(lengths.dtype, np.integer) \
-                or lengths.min() < 1:
-            raise DataError("lengths", "a non-empty 1-dimensional array of positive integers", describe(lengths))
+        if not isinstance(lengths, jax.Array):
+            lengths = np.asarray(lengths)
+        lv = np.asarray(lengths)
+        if lv.ndim != 1 or lv.size == 0 or not np.issubdtype(lv.dtype, np.integer) or lv.min() < 1:
+            raise DataError("lengths", "a non-empty 1-dimensional array of positive integers", describe(lv))
     if obs is None:
         if num_timesteps is None:
             if lengths is None:
@@ -164,7 +167,7 @@ def _prepare(obs: Any, lengths: Any, num_timesteps: int | None, event_ndim: int,
         if len(set(sizes)) > 1:
             raise DataError(name, "a rectangular array: pad ragged sequences with "
                             "`pad_sequences` and pass `lengths`", f"a list of sequences of lengths {sizes}")
-    if _is_concrete(obs):
+    if _is_concrete(obs) and not isinstance(obs, jax.Array):
         obs = np.asarray(obs)
         if obs.dtype == object:
             raise DataError(name, "a numeric array", "an object array (ragged input?)",
@@ -172,6 +175,7 @@ def _prepare(obs: Any, lengths: Any, num_timesteps: int | None, event_ndim: int,
     ndim = jnp.ndim(obs)
     if ndim == event_ndim + 1:
         if lengths is not None and _is_concrete(lengths):
+            lengths, obs = np.asarray(lengths), np.asarray(obs)  # re-laid out on the host
             if lengths.sum() != obs.shape[0]:
                 raise DataError("lengths", f"lengths summing to the {obs.shape[0]} concatenated observations "
                                 "(hmmlearn's layout), or a padded (B, T) array of observations",
@@ -183,7 +187,8 @@ def _prepare(obs: Any, lengths: Any, num_timesteps: int | None, event_ndim: int,
     elif ndim == event_ndim + 2:
         if lengths is None:
             lengths = np.full(jnp.shape(obs)[0], jnp.shape(obs)[1], dtype=np.int32)
-        elif _is_concrete(lengths) and (lengths.shape[0] != jnp.shape(obs)[0] or lengths.max() > jnp.shape(obs)[1]):
+        elif _is_concrete(lengths) and (np.shape(lengths)[0] != jnp.shape(obs)[0]
+                                        or int(np.max(np.asarray(lengths))) > jnp.shape(obs)[1]):
             raise DataError("lengths", f"{jnp.shape(obs)[0]} lengths of at most {jnp.shape(obs)[1]}",
                             describe(lengths))
     else:

@@ -40,10 +40,14 @@ SCRIPT = textwrap.dedent('''
     sharded = shard_rows(data, ["X", "y"])
     assert len(sharded["X"].sharding.device_set) == 4
     f_plain = jax.jit(jax.value_and_grad(pm.log_joint_fn(logistic, data)))
-    f_shard = jax.jit(jax.value_and_grad(pm.log_joint_fn(logistic, sharded)))
+    # the data's arrays go in as arguments: a closed-over array would be a (replicated) constant
+    lj_shard = pm.log_joint_fn(logistic, sharded)
+    f_shard = jax.jit(jax.value_and_grad(lj_shard))
+    hlo = f_shard.lower({"beta": jnp.zeros(5)}, lj_shard.arrays).compile().as_text()
+    assert "f64[1000,5]" in hlo and "all-reduce" in hlo  # each device holds a quarter of the rows
     for b in rng.normal(size=(3, 5)):
         v1, g1 = f_plain({"beta": jnp.asarray(b)})
-        v2, g2 = f_shard({"beta": jnp.asarray(b)})
+        v2, g2 = f_shard({"beta": jnp.asarray(b)}, lj_shard.arrays)
         np.testing.assert_allclose(v1, v2, rtol=1e-6)
         np.testing.assert_allclose(g1["beta"], g2["beta"], rtol=1e-6)
 
@@ -53,9 +57,32 @@ SCRIPT = textwrap.dedent('''
     mix = {"x": x, "num_components": 2}
     mix_sharded = shard_rows(mix, ["x"])
     g_plain = jax.jit(jax.value_and_grad(pm.log_joint_fn(gaussian_mixture, mix)))
-    g_shard = jax.jit(jax.value_and_grad(pm.log_joint_fn(gaussian_mixture, mix_sharded)))
+    lj_mix = pm.log_joint_fn(gaussian_mixture, mix_sharded)
+    g_shard = jax.jit(jax.value_and_grad(lj_mix))
     point = {"weights": jnp.array([0.4, 0.6]), "loc": jnp.array([-1.0, 1.0]), "scale": jnp.array([0.7, 1.2])}
-    (v1, g1), (v2, g2) = g_plain(point), g_shard(point)
+    assert "all-reduce" in g_shard.lower(point, lj_mix.arrays).compile().as_text()
+    (v1, g1), (v2, g2) = g_plain(point), g_shard(point, lj_mix.arrays)
+    np.testing.assert_allclose(v1, v2, rtol=1e-6)
+    for k in point:
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-6, atol=1e-9)
+
+    # a family program over many sequences: the Poisson HMM's forward pass, sequences sharded
+    from numpyro import handlers
+    from ppl_models.models.hmm import poisson_hmm
+    counts = rng.poisson(np.where(rng.random((8, 60)) < 0.5, 3.0, 12.0)).astype(np.float64)
+    lengths = np.array([60, 41, 60, 17, 55, 60, 33, 60], dtype=np.int32)
+    counts[np.arange(60)[None, :] >= lengths[:, None]] = 0.0
+    seqs = {"obs": counts, "lengths": lengths, "num_states": 2}
+    seqs_sharded = shard_rows(seqs, ["obs", "lengths"])
+    tr = handlers.trace(handlers.seed(poisson_hmm, 0)).get_trace(**seqs_sharded)
+    assert len(tr["obs"]["value"].sharding.device_set) == 4  # the program kept the sharding
+    h_plain = jax.jit(jax.value_and_grad(pm.log_joint_fn(poisson_hmm, seqs)))
+    lj_hmm = pm.log_joint_fn(poisson_hmm, seqs_sharded)
+    h_shard = jax.jit(jax.value_and_grad(lj_hmm))
+    point = {"initial_probs": jnp.array([0.3, 0.7]), "transition_matrix": jnp.array([[0.9, 0.1], [0.2, 0.8]]),
+             "log_rates": jnp.array([1.0, 2.4])}
+    assert "f64[2,60]" in h_shard.lower(point, lj_hmm.arrays).compile().as_text()  # 2 sequences a device
+    (v1, g1), (v2, g2) = h_plain(point), h_shard(point, lj_hmm.arrays)
     np.testing.assert_allclose(v1, v2, rtol=1e-6)
     for k in point:
         np.testing.assert_allclose(g1[k], g2[k], rtol=1e-6, atol=1e-9)
@@ -67,6 +94,12 @@ SCRIPT = textwrap.dedent('''
     sd = a.samples["beta"].std(axis=(0, 1))
     assert np.all(np.abs(ma - mb) < 0.5 * sd), (ma, mb, sd)
     assert b.info["sharded"] == "X,y"
+
+    # sharded SVI (the data are arguments of the jitted loop) follows the same path
+    sa = pm.fit(logistic, data, method="svi", num_steps=300, seed=0, progress_bar=False)
+    sb = pm.fit(logistic, data, method="svi", num_steps=300, seed=0, shard=["X", "y"], progress_bar=False)
+    np.testing.assert_allclose(sa.svi_losses, sb.svi_losses, rtol=1e-6)
+    np.testing.assert_allclose(sa.samples["beta"].mean(axis=(0, 1)), sb.samples["beta"].mean(axis=(0, 1)), rtol=1e-5)
 
     # parallel chains (one per device) give the same draws as sequential chains, same seed
     p = pm.fit(logistic, data, num_chains=4, num_warmup=100, num_samples=100, seed=3, chain_method="parallel")
