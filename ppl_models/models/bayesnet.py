@@ -51,6 +51,9 @@ from ..kernels.bayesnet import (  # noqa: F401  (re-exported: bayesnet.plan_cont
     log_contract,
     max_contract,
     MarginalsResult,
+    batched_indicators,
+    batched_node_marginals,
+    batched_scaled_contract,
     most_probable_explanation,
     node_marginals,
     plan_contraction,
@@ -479,17 +482,21 @@ def _compiled_mpe(plan: ContractionPlan, num_factors: int):
 
 
 @lru_cache(maxsize=64)
-def _compiled_marginals(plan: ContractionPlan, num_factors: int):
-    """``jit(vmap(node_marginals))``: every node's marginal under any evidence pattern.
+def _compiled_batched_marginals(plan: ContractionPlan, num_nodes: int):
+    """``jit(batched_node_marginals)``: every node's marginal for a batch of evidence sets.
 
-    The plan's operands are the CPTs, one per node in node order; the evidence is absorbed.
+    The plan's operands are the CPTs (node order), then one ``(node, batch)`` indicator per
+    node; variable ``num_nodes`` is the batch (its cardinality is the batch size).
     """
-    cards = tuple(plan.cardinalities[vs[-1]] for vs in plan.operand_vars)
+    cards = tuple(plan.cardinalities[:num_nodes])
 
-    def one(log_factors, ev_values):
-        return node_marginals(plan, log_factors, evidence_log_vectors(ev_values, cards), absorbed=True)
+    def run(tables, codes):
+        vectors = batched_indicators(codes, cards, tables[0].dtype)
+        res = batched_node_marginals(plan, tables, vectors, num_nodes)
+        # one (B, sum of cardinalities) array: one transfer to the host instead of one per node
+        return res.log_evidence, jnp.concatenate(res.marginals, axis=1)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+    return jax.jit(run)
 
 
 def _bucket(n: int, cap: int) -> int:
@@ -515,6 +522,8 @@ def _run_batched(fn, log_factors, codes: np.ndarray, cap: int):
             block = np.concatenate([block, np.repeat(block[-1:], size - used, axis=0)])
         res = fn(log_factors, jnp.asarray(block))
         outs.append(jax.tree_util.tree_map(lambda a, u=used: np.asarray(a)[:u], res))
+    if len(outs) == 1:
+        return outs[0]
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
@@ -923,29 +932,65 @@ class BayesianNetwork:
         raise QueryError(f"evidence must be a dict node -> state, a list of them, or a DataFrame; "
                          f"got {type(evidence).__name__}")
 
-    def _encode_column(self, v: str, col: pd.Series, what: str, values: np.ndarray | None = None,
-                       miss: np.ndarray | None = None) -> np.ndarray:
-        """State names -> codes for one column (``-1`` where missing)."""
+    def _encode_column(self, v: str, col: pd.Series, what: str) -> np.ndarray:
+        """State names -> codes for one column (``-1`` where missing).
+
+        The column is factorized once (pandas' hash table, in C); only its distinct values
+        are looked up among the node's states.
+        """
         states = list(self.states[v])
-        if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == states:
-            return col.cat.codes.to_numpy().astype(np.int32)
-        if values is None:
-            values = col.to_numpy(dtype=object)
-            miss = pd.isna(values)
-        # A dict look-up per value: far quicker than pandas' Categorical on string arrays.
+        fast = self._encode_arrow(v, col)
+        if fast is not None:
+            return fast
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            raw = col.cat.codes.to_numpy()
+            if list(col.cat.categories) == states:
+                return raw.astype(np.int32)
+            uniques = list(col.cat.categories)
+        else:
+            raw, uniques = pd.factorize(col, use_na_sentinel=True)
         lookup = {s: i for i, s in enumerate(states)}
-        codes = np.fromiter((lookup.get(x, -1) if not m else -1 for x, m in zip(values, miss)),
-                            dtype=np.int32, count=len(values))
-        bad = (codes < 0) & ~miss
-        if bad.any():
-            # a second chance for states given as strings of non-string states (or vice versa)
-            by_text = {str(s): i for i, s in enumerate(states)}
-            for r in np.flatnonzero(bad):
-                j = by_text.get(str(values[r]))
+        by_text = None
+        # the last entry maps the missing-value code -1 to -1
+        mapping = np.full(len(uniques) + 1, -1, dtype=np.int32)
+        for k, u in enumerate(uniques):
+            j = lookup.get(u)
+            if j is None:
+                # a second chance for states given as strings of non-string states (or vice versa)
+                if by_text is None:
+                    by_text = {str(s): i for i, s in enumerate(states)}
+                j = by_text.get(str(u))
                 if j is None:
-                    self._state_code(v, values[r], what)  # raises, naming node and value
-                codes[r] = j
-        return codes
+                    self._state_code(v, u, what)  # raises, naming node and value
+            mapping[k] = j
+        return mapping[np.asarray(raw)]
+
+    def _encode_arrow(self, v: str, col: pd.Series) -> np.ndarray | None:
+        """Codes of a pyarrow-backed string column by ``pyarrow.compute.index_in``, or None.
+
+        No Python object is made per value (pandas' default string columns are pyarrow
+        arrays). ``None`` for other columns, and for a column with a value that is not a
+        state, so that the general path names it in its error.
+        """
+        dtype = col.dtype
+        if not (isinstance(dtype, pd.StringDtype) and getattr(dtype, "storage", None) == "pyarrow"):
+            return None
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+        except ImportError:  # pragma: no cover - pyarrow-backed strings imply pyarrow
+            return None
+        arr = pa.array(col.array)
+        if arr.type != pa.string() and arr.type != pa.large_string():
+            return None
+        cache = self._plans.setdefault("arrow-states", {})
+        key = (v, str(arr.type))
+        if key not in cache:
+            cache[key] = pa.array([str(s) for s in self.states[v]], type=arr.type)
+        found = pc.index_in(arr, value_set=cache[key])
+        if found.null_count != arr.null_count:
+            return None
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32)
 
     def _encode_evidence(self, evidence: Any) -> tuple[list[str], np.ndarray, pd.Index]:
         df = self._evidence_frame(evidence)
@@ -954,14 +999,19 @@ class BayesianNetwork:
             self._check_node(c, "evidence")
             ev_nodes.append(c)
         codes = np.full((len(df), len(ev_nodes)), -1, dtype=np.int32)
-        values = df.to_numpy(dtype=object)
-        miss = pd.isna(values)
         for j, v in enumerate(ev_nodes):
-            codes[:, j] = self._encode_column(v, df[v], "evidence", values[:, j], miss[:, j])
+            codes[:, j] = self._encode_column(v, df[v], "evidence")
         # Drop nodes never observed in this batch: they only add work.
         observed = (codes >= 0).any(axis=0)
         ev_nodes = [v for v, o in zip(ev_nodes, observed) if o]
         return ev_nodes, codes[:, observed], df.index
+
+    def _state_columns(self, v: str) -> pd.Index:
+        """The states of ``v`` as a column Index named ``v`` (made once per node)."""
+        cache = self._plans.setdefault("state-columns", {})
+        if v not in cache:
+            cache[v] = pd.Index(list(self.states[v]), name=v)
+        return cache[v]
 
     # -- exact queries -----------------------------------------------------------------------
     def _plan(self, targets: Sequence[str], ev_nodes: Sequence[str], optimize: str,
@@ -1006,13 +1056,47 @@ class BayesianNetwork:
             self._plans[key] = self._plan([], [], optimize, prune=False)
         return self._plans[key]
 
+    def _lin_tables(self):
+        """Device copies of the normalized tables in linear space (node order), made once."""
+        key = ("lin", bool(jax.config.jax_enable_x64))
+        if key not in self._plans:
+            dtype = jnp.result_type(float)
+            self._plans[key] = [jnp.asarray(self._cpt_norm[v], dtype=dtype) for v in self.nodes]
+        return self._plans[key]
+
+    def _batched_marginals_plan(self, optimize: str, batch: int) -> ContractionPlan:
+        """The plan over all CPTs and one indicator per node, the batch an explicit variable.
+
+        Variable ``len(nodes)`` is the batch (cardinality ``batch``); the output keeps only it.
+        The contraction order is searched with the batch size known, so that products of
+        tables alone (shared by the batch) come before the batched evidence where cheaper.
+        """
+        key = ("batched-marginals", optimize, int(batch))
+        if key not in self._plans:
+            num = len(self.nodes)
+            idx = self._index
+            operand_vars = [tuple(idx[p] for p in self.parents[v]) + (idx[v],) for v in self.nodes]
+            operand_vars += [(i, num) for i in range(num)]
+            cards = [len(self.states[v]) for v in self.nodes] + [int(batch)]
+            self._plans[key] = plan_contraction(operand_vars, cards, (num,), optimize=optimize)
+        return self._plans[key]
+
     def _batched_marginals(self, codes_all: np.ndarray, optimize: str, memory_limit):
-        """``(log_evidence (B,), [p(node | e) (B, card) per node])`` for all-node codes."""
-        plan, factors = self._marginals_plan(optimize)
-        cap = self._chunk_cap(plan, "grad", memory_limit)
-        res = _run_batched(_compiled_marginals(plan, len(factors)), self._log_factors(factors),
-                           codes_all, cap)
-        return res.log_evidence, list(res.marginals)
+        """``(log_evidence (B,), [p(node | e) (B, card) per node])`` for all-node codes.
+
+        One compiled program per padded batch size (powers of two up to what fits
+        ``memory_limit``): the evidence sets are the batch variable of one contraction
+        (:func:`~ppl_models.kernels.bayesnet.batched_node_marginals`).
+        """
+        # The memory estimate of one evidence set (every factor counted per set: an upper
+        # bound, since products of tables alone are shared by the batch).
+        cap = self._chunk_cap(self._batched_marginals_plan(optimize, 1), "grad", memory_limit)
+        size = _bucket(len(codes_all), cap)
+        plan = self._batched_marginals_plan(optimize, size)
+        log_z, flat = _run_batched(_compiled_batched_marginals(plan, len(self.nodes)),
+                                   self._lin_tables(), codes_all, size)
+        cuts = np.cumsum([len(self.states[v]) for v in self.nodes])[:-1]
+        return log_z, np.split(flat, cuts, axis=1)
 
     def _all_codes(self, ev_nodes, codes) -> np.ndarray:
         full = np.full((len(codes), len(self.nodes)), -1, dtype=np.int32)
@@ -1026,8 +1110,8 @@ class BayesianNetwork:
 
         One contraction of the whole network gives ``log p(evidence)``; its gradient with
         respect to the evidence vectors gives all the marginals (see
-        :func:`~ppl_models.kernels.bayesnet.node_marginals`). The compiled program is the
-        same for every evidence pattern, so it compiles once per network.
+        :func:`~ppl_models.kernels.bayesnet.batched_node_marginals`). The compiled program is
+        the same for every evidence pattern, so it compiles once per network (and batch size).
 
         Returns
         -------
@@ -1060,7 +1144,7 @@ class BayesianNetwork:
         ev_nodes, codes, index = self._encode_evidence(frame)
         log_z, margs = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize, memory_limit)
         self._raise_impossible(log_z, index, frame)
-        return {v: pd.DataFrame(margs[i], index=index, columns=pd.Index(list(self.states[v]), name=v))
+        return {v: pd.DataFrame(margs[i], index=index, columns=self._state_columns(v), copy=False)
                 for i, v in enumerate(self.nodes)}
 
     def marginals_codes(self, codes: np.ndarray, *, optimize: str = "auto",

@@ -179,3 +179,70 @@ def test_brute_force_helper_is_itself_exact():
     joint = _brute_joint(cards, scopes, logs)
     for a, b in itertools.product(range(2), range(3)):
         assert np.isclose(joint[a, b], logs[0][a] + logs[1][b, a])
+
+
+@pytest.mark.parametrize("optimize", ["auto", "min-fill", "greedy"])
+def test_batched_node_marginals_equal_enumeration_per_evidence_set(optimize):
+    rng = np.random.default_rng(6)
+    with jax.enable_x64(True):
+        cards, scopes, logs = _random_factor_graph(rng, num_vars=5, num_factors=6)
+        n = len(cards)
+        codes = np.array([[1, -1, 0, -1, -1], [-1, -1, -1, -1, -1], [0, 1, 1, 0, 1],
+                          [-1, 2 % cards[1], -1, -1, 0]])
+        batch = len(codes)
+        plan = K.plan_contraction(list(scopes) + [(v, n) for v in range(n)], cards + [batch], (n,),
+                                  optimize=optimize)
+        tables = [jnp.exp(jnp.asarray(t)) for t in logs]
+        vectors = K.batched_indicators(jnp.asarray(codes), cards)
+        assert vectors[0].shape == (cards[0], batch)
+        res = K.batched_node_marginals(plan, tables, vectors, n)
+        assert res.log_evidence.shape == (batch,)
+        full = np.exp(_brute_joint(cards, scopes, logs))
+        for b, row in enumerate(codes):
+            index = tuple(slice(None) if x < 0 else int(x) for x in row)
+            mask = np.zeros(cards)
+            mask[index] = 1.0
+            joint = full * mask
+            np.testing.assert_allclose(float(res.log_evidence[b]), np.log(joint.sum()), rtol=1e-12)
+            for v in range(n):
+                other = tuple(u for u in range(n) if u != v)
+                want = joint.sum(axis=other) / joint.sum()
+                np.testing.assert_allclose(np.asarray(res.marginals[v][b]), want, atol=1e-12)
+        with pytest.raises(QueryError, match="batch variable"):
+            K.batched_scaled_contract(K.plan_contraction(scopes, cards, ()), tables, n)
+
+
+def test_batched_contraction_rescales_each_evidence_set_in_float32():
+    # a 60-variable chain: every set's log-evidence (about -400) is far below the float32
+    # range, and the sets differ by tens of nats; each must still come out right, and an
+    # impossible set must give -inf without touching the others.
+    n = 60
+    cards = [2] * n
+    table = np.array([[1e-3, 2e-3], [3e-3, 4e-3]], np.float32)
+    scopes = [(i, i + 1) for i in range(n - 1)]
+    codes = np.full((3, n), -1)
+    codes[1, ::2] = 0
+    codes[2, :] = 1
+    zero = table.copy()
+    zero[1, 1] = 0.0  # state 1 followed by 1 is impossible in the last factor
+    tables = [jnp.asarray(table)] * (n - 2) + [jnp.asarray(zero)]
+    plan = K.plan_contraction(scopes + [(v, n) for v in range(n)], cards + [3], (n,))
+    vectors = K.batched_indicators(jnp.asarray(codes), cards, jnp.float32)
+    res = jax.jit(lambda t, v: K.batched_node_marginals(plan, t, v, n))(tables, vectors)
+    got = np.asarray(res.log_evidence)
+
+    def chain(row):
+        with np.errstate(divide="ignore"):
+            msg = np.where((row[0] < 0) | (np.arange(2) == row[0]), 0.0, -np.inf)
+            for i in range(n - 1):
+                t = np.log(np.asarray(tables[i], np.float64))
+                ev = np.where((row[i + 1] < 0) | (np.arange(2) == row[i + 1]), 0.0, -np.inf)
+                msg = np.logaddexp.reduce(msg[:, None] + t, axis=0) + ev
+            return np.logaddexp.reduce(msg)
+
+    for b in range(2):
+        want = chain(codes[b])
+        assert abs(got[b] - want) < 1e-4 * abs(want), (b, got[b], want)
+    assert got[2] == -np.inf
+    marg = np.asarray(res.marginals[n // 2])
+    assert np.all(np.isfinite(marg[:2])) and np.allclose(marg[:2].sum(axis=1), 1.0, atol=1e-5)

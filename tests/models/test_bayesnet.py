@@ -127,6 +127,26 @@ def test_queries_equal_brute_force_on_small_networks(which, request):
                                            brute_query(net, joint, [t], clean), atol=1e-12)
 
 
+def test_encoding_is_the_same_for_every_column_kind(asia):
+    rows = asia.sample(50, seed=8).astype(object)
+    rows = rows.mask(np.random.default_rng(2).random(rows.shape) < 0.3)
+    want = asia.encode(rows)  # object columns, None where missing
+    assert (want == -1).any() and (want >= 0).any()
+    as_str = rows.astype("string[pyarrow]")
+    assert isinstance(as_str.dtypes.iloc[0], pd.StringDtype)
+    np.testing.assert_array_equal(asia.encode(as_str), want)
+    cats = rows.astype(pd.CategoricalDtype(["no", "yes"]))  # categories in another order
+    np.testing.assert_array_equal(asia.encode(cats), want)
+    ev_nodes, codes, _ = asia._encode_evidence(as_str)
+    np.testing.assert_array_equal(codes, want[:, [asia.nodes.index(v) for v in ev_nodes]])
+    bad = as_str.copy()
+    bad.loc[3, "xray"] = "maybe"
+    with pytest.raises(DataError, match=r"data\['xray'\].*'maybe' in row 3"):
+        asia.encode(bad)
+    with pytest.raises(QueryError, match=r"evidence xray='maybe'"):
+        asia.marginals_batch(bad)
+
+
 def test_marginals_and_log_probability_with_missing_values(asia):
     with jax.enable_x64(True):
         joint = brute_joint(asia)
