@@ -778,17 +778,24 @@ def batched_scaled_contract(plan: ContractionPlan, operands: Sequence[jax.Array]
         for p in sorted(positions, reverse=True):
             ops.pop(p)
             vars_.pop(p)
-        out = _einsum(chosen, chosen_vars, kept)
-        if batch_var in kept:
-            axis = kept.index(batch_var)
-            others = tuple(i for i in range(len(kept)) if i != axis)
+        # The result's axes: the batch first, then the kept variables in the order the
+        # operands have them. Any order is correct (the axes are tracked); this one spares
+        # most transposes of batched arrays (a quarter of the run time on hailfinder).
+        kept_set = set(kept)
+        order: list[int] = [batch_var] if batch_var in kept_set else []
+        for vs in chosen_vars:
+            order += [v for v in vs if v in kept_set and v not in order]
+        out_vars = tuple(order)
+        out = _einsum(chosen, chosen_vars, out_vars)
+        if out_vars and out_vars[0] == batch_var:
+            others = tuple(range(1, len(out_vars)))
             # The value does not depend on the scale, so no gradient needs to flow through it.
             m = jax.lax.stop_gradient(jnp.max(out, axis=others, keepdims=True) if others else out)
             m = jnp.where(m > 0, m, 1.0)
             out = out / m
             shift = shift + jnp.log(jnp.reshape(m, (-1,)))
         ops.append(out)
-        vars_.append(kept)
+        vars_.append(out_vars)
     return jnp.log(ops[0]) + shift
 
 
