@@ -1450,9 +1450,10 @@ class BayesNetRows(dist.Distribution):
 
     A row is an integer vector with one code per node (in ``network.nodes`` order); ``-1``
     marks a missing value. ``log_prob`` is ``log p(observed entries of the row)``: one table
-    look-up per node for a complete row, variable elimination (the contraction kernel of
-    :mod:`ppl_models.kernels.bayesnet`, planned once per network) for a row with missing
-    entries. ``sample`` draws complete rows forward.
+    look-up per node when no row has a missing value (``has_missing=False``), else variable
+    elimination of all the rows at once (:func:`~ppl_models.kernels.bayesnet.batched_scaled_contract`,
+    the rows the batch variable of one contraction planned per network and number of rows).
+    ``sample`` draws complete rows forward.
 
     Parameters
     ----------
@@ -1467,14 +1468,13 @@ class BayesNetRows(dist.Distribution):
 
     arg_constraints: dict = {}
     pytree_data_fields = ("cpts",)
-    pytree_aux_fields = ("network", "has_missing", "_plan")
+    pytree_aux_fields = ("network", "has_missing")
 
     def __init__(self, network: BayesianNetwork, cpts: Sequence[jax.Array], *, has_missing: bool = True,
                  validate_args: bool | None = None):
         self.network = network
         self.cpts = tuple(cpts)
         self.has_missing = bool(has_missing)
-        self._plan = network._marginals_plan("auto")[0] if has_missing else None
         self._max_card = max(len(s) for s in network.states.values())
         super().__init__(batch_shape=(), event_shape=(len(network.nodes),), validate_args=validate_args)
 
@@ -1498,17 +1498,14 @@ class BayesNetRows(dist.Distribution):
         if not self.has_missing:
             out = complete_log_likelihood([jnp.log(t) for t in self.cpts], self._parents(), flat)
         else:
+            # One contraction for all rows, the rows its batch variable: the tables enter once
+            # (no copy per row) and meet the rows' 0/1 indicators in plain matrix products,
+            # forward and in the gradient NUTS takes with respect to the tables.
             cards = tuple(len(self.network.states[v]) for v in self.network.nodes)
-            plan = self._plan
+            plan = self.network._batched_marginals_plan("auto", flat.shape[0])
             tables = list(self.cpts)
-
-            def row(codes):
-                # linear space: the tables are probabilities already, the evidence 0/1
-                dtype = tables[0].dtype
-                return scaled_contract(plan, absorb_evidence(tables, evidence_indicators(codes, cards, dtype),
-                                                             log_space=False))
-
-            out = jax.vmap(row)(flat)
+            vectors = batched_indicators(flat, cards, tables[0].dtype)
+            out = batched_scaled_contract(plan, tables + vectors, len(cards))
         return out.reshape(value.shape[:-1])
 
 
@@ -1749,8 +1746,8 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
     -------
     CPTPosterior
         Its ``fit`` is a :class:`ppl_models.fit.Fit` for every method: for ``"exact"`` one
-        built from the conjugate draws (:meth:`~ppl_models.fit.Fit.from_samples`, method
-        ``"exact"``), so ``post.fit.to_arviz()``, ``post.fit.summary()`` and
+        built from the conjugate draws (method ``"exact"``, as
+        :meth:`~ppl_models.fit.Fit.from_samples` would), so ``post.fit.to_arviz()``, ``post.fit.summary()`` and
         ``post.fit.predict()`` work as after NUTS.
     """
     from ..inference import fit as run_fit
@@ -1780,14 +1777,23 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
             alpha = counts.reshape(-1, counts.shape[-1]) + prior_concentration
             g = rng.gamma(alpha, size=(int(num_chains), int(num_draws)) + alpha.shape)
             samples[cpt_site(v)] = g / g.sum(axis=-1, keepdims=True)
-        # Independent Dirichlet rows need no sampler: the draws go into a Fit as they are.
+        # Independent Dirichlet rows need no sampler: the draws go into a Fit as they are (what
+        # Fit.from_samples does, less its trace of the program, which would draw from every
+        # Dirichlet prior: a sampler compiled per table shape, about a minute on alarm). The
+        # program is traced once with a draw substituted for every table instead; it has no
+        # deterministic sites to fill in.
+        from numpyro import handlers
+
+        from .._trace import inspect_model
         from ..fit import Fit
 
-        result = Fit.from_samples(bayesnet_model, md.kwargs, samples, "exact", group_by_chain=True,
-                                  observed=md.observed, coords=md.coords, dims=md.dims,
-                                  info={"num_chains": int(num_chains), "num_samples": int(num_draws),
-                                        "prior_concentration": float(prior_concentration)},
-                                  seed=seed)
+        first = {k: a[0, 0] for k, a in samples.items()}
+        sites = inspect_model(handlers.substitute(bayesnet_model, data=first), md.kwargs, seed=seed)
+        result = Fit(bayesnet_model, md.kwargs, "exact", samples, sites=sites,
+                     observed=tuple(md.observed), coords=md.coords, dims=md.dims,
+                     info={"method": "exact", "seed": int(seed), "num_chains": int(num_chains),
+                           "num_samples": int(num_draws),
+                           "prior_concentration": float(prior_concentration)})
         return CPTPosterior(net, result)
     result = run_fit(bayesnet_model, md, method=method, seed=seed, **fit_kwargs)
     return CPTPosterior(net, result)
