@@ -129,7 +129,7 @@ def our_ops(pi, A, ll, associative: bool = True):
 # -------------------------------------------------------------------------------------- kernels
 
 
-def run_kernels(quick: bool):
+def run_kernels(quick: bool, associative: bool = True):
     sizes = [(4, 1000), (16, 1000), (4, 10_000), (16, 10_000), (4, 100_000), (16, 100_000)]
     if quick:
         sizes = [(4, 1000), (16, 10_000)]
@@ -142,8 +142,9 @@ def run_kernels(quick: bool):
         repeats = 3 if T * (B or 1) >= 100_000 else 7
         # The associative scan does O(T K^3) work (it is the parallel form, for accelerators);
         # on a CPU it only costs time at the large sizes, so it is timed up to T K^3 = 5e6.
-        ops = our_ops(pi, A, ll, associative=T * K ** 3 * (B or 1) <= 5_000_000)
-        ops.update(dynamax_ops(pi, A, ll, batched=B is not None, parallel=T * K ** 3 * (B or 1) <= 5_000_000))
+        small = associative and T * K ** 3 * (B or 1) <= 5_000_000
+        ops = our_ops(pi, A, ll, associative=small)
+        ops.update(dynamax_ops(pi, A, ll, batched=B is not None, parallel=small))
         if B is None:
             ops.update(hmmlearn_ops(pi, A, ll))
         else:
@@ -260,10 +261,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="two sizes only")
     ap.add_argument("--no-bayes", action="store_true", help="skip the NUTS comparison")
     ap.add_argument("--no-kernels", action="store_true", help="skip the kernel comparison")
+    ap.add_argument("--no-associative", action="store_true",
+                    help="skip the parallel-in-time variants (ours and dynamax's; slow to compile on a CPU)")
     a = ap.parse_args()
     print(f"jax {jax.__version__}, devices {jax.devices()}")
     if not a.no_kernels:
-        run_kernels(a.quick)
+        run_kernels(a.quick, associative=not a.no_associative)
     if not a.no_bayes:
         run_bayes()
 

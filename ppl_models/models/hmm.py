@@ -282,8 +282,10 @@ class MarginalHMM(dist.Distribution):
         False where an observation is missing (NaN values are missing too).
     method : {"sequential", "associative"}
         Forward algorithm by ``lax.scan`` or by the parallel-in-time associative scan.
-    scaling : {"log", "normalized"}
-        Log-space or rescaled probability-space messages (see :mod:`ppl_models.kernels.hmm`).
+    scaling : {"normalized", "log"}
+        Rescaled probability-space messages (the default: about three times faster on the
+        CPU, and as stable in float32 since the messages are renormalised at every step) or
+        log-space ones (see :mod:`ppl_models.kernels.hmm`).
 
     Notes
     -----
@@ -299,7 +301,7 @@ class MarginalHMM(dist.Distribution):
     pytree_aux_fields = ("num_timesteps", "method", "scaling")
 
     def __init__(self, initial_probs, transition_matrix, emission: dist.Distribution, num_timesteps: int,
-                 *, lengths=None, mask=None, method: str = "sequential", scaling: str = "log",
+                 *, lengths=None, mask=None, method: str = "sequential", scaling: str = "normalized",
                  validate_args=None):
         if _is_concrete(initial_probs) and _is_concrete(transition_matrix):
             check_hmm_parameters(initial_probs, transition_matrix)
@@ -499,7 +501,7 @@ def _observe(emission, pi, A, obs, lengths, T, mask, method, scaling):
 def poisson_hmm(obs=None, *, num_states: int = 2, num_timesteps: int | None = None, lengths=None,
                 mask=None, log_rate_loc: float = 2.5, log_rate_scale: float = 1.0,
                 initial_concentration: float = 1.0, transition_concentration: float = 1.0,
-                stickiness: float = 0.0, method: str = "sequential", scaling: str = "log"):
+                stickiness: float = 0.0, method: str = "sequential", scaling: str = "normalized"):
     """Poisson-emission HMM for count series.
 
     Parameters
@@ -538,7 +540,7 @@ def categorical_hmm(obs=None, *, num_states: int = 2, num_categories: int | None
                     num_timesteps: int | None = None, lengths=None, mask=None, order_by: int = 0,
                     emission_concentration: float = 1.0, initial_concentration: float = 1.0,
                     transition_concentration: float = 1.0, stickiness: float = 0.0,
-                    method: str = "sequential", scaling: str = "log"):
+                    method: str = "sequential", scaling: str = "normalized"):
     """Categorical-emission HMM for sequences of symbols ``0..C-1``.
 
     Parameters
@@ -593,7 +595,7 @@ def categorical_hmm(obs=None, *, num_states: int = 2, num_categories: int | None
 def gaussian_hmm(obs=None, *, num_states: int = 2, num_timesteps: int | None = None, lengths=None,
                  mask=None, loc_loc: float = 0.0, loc_scale: float = 5.0, scale_scale: float = 2.5,
                  initial_concentration: float = 1.0, transition_concentration: float = 1.0,
-                 stickiness: float = 0.0, method: str = "sequential", scaling: str = "log"):
+                 stickiness: float = 0.0, method: str = "sequential", scaling: str = "normalized"):
     """Univariate Gaussian-emission HMM.
 
     Parameters
@@ -623,7 +625,7 @@ def mvn_hmm(obs=None, *, num_states: int = 2, dim: int | None = None, num_timest
             lengths=None, mask=None, loc_loc=0.0, loc_scale=5.0, scale_scale=2.5,
             lkj_concentration: float = 2.0, initial_concentration: float = 1.0,
             transition_concentration: float = 1.0, stickiness: float = 0.0,
-            method: str = "sequential", scaling: str = "log"):
+            method: str = "sequential", scaling: str = "normalized"):
     """Multivariate Gaussian-emission HMM (full covariance per state).
 
     Parameters

@@ -299,6 +299,33 @@ def test_gradients():
                 np.testing.assert_allclose(ga[i, j], fd, rtol=1e-6, atol=1e-8)
 
 
+def test_forward_backward_gradient_rule_equals_reverse_mode_through_the_scan():
+    """The sequential log-likelihood is differentiated by the forward-backward identities (a
+    custom JVP); it must equal plain autodiff of the recursion, with padding, in a batch, and
+    to second order (jax.hessian, as a Laplace approximation would use)."""
+    from ppl_models.kernels.hmm import _seq_forward
+
+    rng = np.random.default_rng(4)
+    T, K = 30, 4
+    lengths = np.array([30, 11, 1])
+    log_pi, log_A, _ = random_hmm(rng, K, T)
+    ll = rng.normal(size=(3, T, K)) * 2
+    valid = np.arange(T)[None, :] < lengths[:, None]
+    with jax.enable_x64(True):
+        for scaling in ("log", "normalized"):
+            def f(p, a, e):
+                return fwd(p, a, e, lengths=lengths, scaling=scaling).sum()
+
+            def plain(p, a, e):
+                return jax.vmap(lambda e_b, v_b: _seq_forward(p, a, e_b, v_b, scaling, store=False)[1])(e, valid).sum()
+
+            for g1, g2 in zip(jax.grad(f, argnums=(0, 1, 2))(log_pi, log_A, ll),
+                              jax.grad(plain, argnums=(0, 1, 2))(log_pi, log_A, ll)):
+                np.testing.assert_allclose(g1, g2, rtol=1e-8, atol=1e-11)
+            np.testing.assert_allclose(jax.hessian(f, argnums=1)(log_pi, log_A, ll),
+                                       jax.hessian(plain, argnums=1)(log_pi, log_A, ll), rtol=1e-7, atol=1e-10)
+
+
 def test_sample_states_transition_frequencies():
     pi = np.array([1.0, 0.0])
     A = np.array([[0.9, 0.1], [0.3, 0.7]])
