@@ -1563,10 +1563,21 @@ def bayesnet_model(network: Any, obs: Any = None, num_rows: int | None = None,
         numpyro.sample("obs", BayesNetRows(net, tables, has_missing=has_missing), obs=obs)
 
 
+# 2 dims per table plus chain and draw must stay within NumPy's 64 dimensions (see network_data)
+_MAX_LABELLED_NODES = 30
+
+
 def network_data(network: Any, data: pd.DataFrame, *, prior_concentration: float = 1.0):
     """The :class:`~ppl_models.data.ModelData` of :func:`bayesnet_model` for a DataFrame.
 
     Columns absent from ``data`` are missing in every row; NaN/None cells are missing.
+
+    The table of node ``v`` has the ArviZ dims ``<v>_parents`` and ``<v>_state``, labelled by
+    the parent configurations and the states. A network of more than
+    ``_MAX_LABELLED_NODES`` nodes would give a summary more dimensions than NumPy's limit of 64
+    (ArviZ stacks every variable's dims into one array), so its tables share dims by size
+    instead: ``parent_configs_<n>`` and ``states_<k>``, numbered
+    (:meth:`CPTPosterior.cpt_summary` still names the states and parents).
     """
     from ..data import ModelData
 
@@ -1574,10 +1585,18 @@ def network_data(network: Any, data: pd.DataFrame, *, prior_concentration: float
     codes = net.encode(data)
     coords = {"rows": np.arange(len(codes)), "node": list(net.nodes)}
     dims = {"obs": ["rows", "node"]}
+    labelled = len(net.nodes) <= _MAX_LABELLED_NODES
     for v in net.nodes:
-        coords[f"{v}_parents"] = _parent_labels(net, v)
-        coords[f"{v}_state"] = [str(s) for s in net.states[v]]
-        dims[cpt_site(v)] = [f"{v}_parents", f"{v}_state"]
+        if labelled:
+            coords[f"{v}_parents"] = _parent_labels(net, v)
+            coords[f"{v}_state"] = [str(s) for s in net.states[v]]
+            dims[cpt_site(v)] = [f"{v}_parents", f"{v}_state"]
+        else:
+            n_cfg = int(np.prod([len(net.states[p]) for p in net.parents[v]]))
+            card = len(net.states[v])
+            coords[f"parent_configs_{n_cfg}"] = list(range(n_cfg))
+            coords[f"states_{card}"] = list(range(card))
+            dims[cpt_site(v)] = [f"parent_configs_{n_cfg}", f"states_{card}"]
     # num_rows lets the program simulate as many rows when obs is None (posterior predictive)
     return ModelData(kwargs={"network": net, "obs": codes, "num_rows": int(len(codes)),
                              "prior_concentration": float(prior_concentration)},
