@@ -325,35 +325,29 @@ def _seq_log_prob_fb(log_pi, log_A, ll, valid, scaling):
     return _seq_forward(log_pi, log_A, ll, valid, scaling, store=False)[1]
 
 
-def _log_prob_grads(log_pi, log_A, ll, valid, scaling):
-    """log p(x) and its gradients with respect to log pi, log A and the log-likelihoods.
+def _scaled_smoother(log_pi, log_A, ll, valid, scaling):
+    """Forward pass, then a backward scan of normalised messages in probability space.
 
-    p(x) is multilinear in the entries of pi, A and exp(ll), so each gradient is an expected
-    count under the posterior over paths: d/d log pi_k = gamma_0(k), d/d ll_t(k) = gamma_t(k)
-    and d/d log A_ij = sum_t xi_t(i, j). One forward pass (storing the normalised filtered
-    messages), one backward scan of normalised messages and one K x T @ T x K product give
-    them all, for about twice the cost of the forward pass; reverse-mode through the scan
-    costs several times more.
+    Returns log p(x), the filtered marginals alpha ``(T, K)``, the scaled backward messages
+    beta (``sum_k alpha_t(k) beta_t(k) = 1``, so that alpha * beta is the smoothed marginal)
+    and r ``(T, K)``, ``r_t(j) = p(x_t | z_t = j) / p(x_t | x_{<t})``, the factor the scaled
+    recursions multiply by. ``valid`` is a ``(T,)`` bool array.
     """
     if scaling == "log":
         log_alpha, total, terms = _seq_forward(log_pi, log_A, ll, valid, scaling, store=True)
         alpha = jnp.exp(log_alpha)  # (T, K), rows sum to one
     else:
         alpha, total, terms = _seq_forward_normalized(log_pi, log_A, ll, valid, True, as_log=False)
-    # r_t(j) = p(x_t | z_t = j) / p(x_t | x_{<t}): what the scaled recursions multiply by
     r = jnp.exp(ll - terms[:, None])
     A = jnp.exp(log_A)
     K = log_pi.shape[0]
 
-    def step(b, inp):
+    def back(b, inp):
         r_t, v_t = inp
         nb = A @ (r_t * b)
         c = jnp.sum(nb)
         nb = nb / jnp.where(c > 0, c, jnp.ones_like(c))
-        return jnp.where(v_t, nb, b), None
-
-    def back(b, inp):
-        b, _ = step(b, inp)
+        b = jnp.where(v_t, nb, b)
         return b, b
 
     last = jnp.full((K,), 1.0 / K, ll.dtype)
@@ -362,10 +356,24 @@ def _log_prob_grads(log_pi, log_A, ll, valid, scaling):
     # Rescale each row so that sum_k alpha_t(k) beta_t(k) = 1 (the scaled beta's identity).
     norm = jnp.sum(alpha * beta, axis=1, keepdims=True)
     beta = beta / jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    return total, alpha, beta, r
+
+
+def _log_prob_grads(log_pi, log_A, ll, valid, scaling):
+    """log p(x) and its gradients with respect to log pi, log A and the log-likelihoods.
+
+    p(x) is multilinear in the entries of pi, A and exp(ll), so each gradient is an expected
+    count under the posterior over paths: d/d log pi_k = gamma_0(k), d/d ll_t(k) = gamma_t(k)
+    and d/d log A_ij = sum_t xi_t(i, j). One forward pass (storing the normalised filtered
+    messages), one backward scan of normalised messages and one K x T @ T x K product give
+    them all, for two to three times the cost of the forward pass; reverse-mode through the
+    scan costs several times more.
+    """
+    total, alpha, beta, r = _scaled_smoother(log_pi, log_A, ll, valid, scaling)
     vmask = valid[:, None]
     gamma = jnp.where(vmask, alpha * beta, jnp.zeros_like(alpha))
     w = jnp.where(vmask[1:], r[1:] * beta[1:], jnp.zeros_like(r[1:]))
-    xi = A * (alpha[:-1].T @ w)
+    xi = jnp.exp(log_A) * (alpha[:-1].T @ w)
     return total, gamma[0], xi, gamma
 
 
@@ -502,35 +510,21 @@ def forward_filter(log_initial, log_transition, log_likelihoods, *, mask=None, l
 # forward-backward
 
 
-def _seq_backward(log_A, ll, valid, scaling):
-    """Normalised log backward messages ``(T, K)``; beta at the last step is uniform."""
+def _seq_backward_log(log_A, ll, valid):
+    """Normalised log backward messages ``(T, K)`` in log space; beta at the last step is
+    uniform. (The "normalized" smoother is :func:`_scaled_smoother`.)"""
     K = log_A.shape[0]
-    if scaling == "log":
-        def update(log_beta, ll_next):
-            new = logsumexp(log_A + (ll_next + log_beta)[None, :], axis=1)
-            return new - _finite_or_zero(logsumexp(new))
 
-        last, to_log = jnp.full((K,), -jnp.log(K), ll.dtype), (lambda x: x)
-        inputs = ll[1:]
-    else:
-        A = jnp.exp(log_A)
-        # emission probabilities scaled per step, computed outside the loop as in the forward pass
-        inputs = jnp.exp(ll[1:] - _finite_or_zero(jnp.max(ll[1:], axis=-1, keepdims=True)))
+    def step(log_beta, inp):
+        ll_next, v_next = inp
+        new = logsumexp(log_A + (ll_next + log_beta)[None, :], axis=1)
+        new = new - _finite_or_zero(logsumexp(new))
+        log_beta = _sel(v_next, new, log_beta)
+        return log_beta, log_beta
 
-        def update(beta, e_next):
-            b = A @ (e_next * beta)
-            total = jnp.sum(b)
-            return b / jnp.where(total > 0, total, jnp.ones_like(total))
-
-        last, to_log = jnp.full((K,), 1.0 / K, ll.dtype), jnp.log
-
-    def step(beta, inp):
-        x_next, v_next = inp
-        beta = _sel(v_next, update(beta, x_next), beta)
-        return beta, beta
-
-    _, rest = lax.scan(step, last, (inputs, _tail(valid)), reverse=True)
-    return to_log(jnp.concatenate([rest, last[None]], axis=0))
+    last = jnp.full((K,), -jnp.log(K), ll.dtype)
+    _, rest = lax.scan(step, last, (ll[1:], _tail(valid)), reverse=True)
+    return jnp.concatenate([rest, last[None]], axis=0)
 
 
 def _normalise_rows(log_p):
@@ -558,9 +552,15 @@ def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None,
     ll = _masked_ll(ll, observed)
 
     def single(ll_s, obs_s, valid_s):
+        if method == "sequential" and scaling == "normalized":
+            v = jnp.ones(ll_s.shape[:1], bool) if valid_s is None else valid_s
+            total, filtered, beta, _ = _scaled_smoother(log_pi, log_A, ll_s, v, scaling)
+            smoothed = filtered * beta
+            smoothed = _sel(valid_s, smoothed, jnp.zeros_like(smoothed))
+            return SmootherResult(total, filtered, smoothed)
         if method == "sequential":
             log_filtered, total, _ = _seq_forward(log_pi, log_A, ll_s, valid_s, scaling)
-            log_beta = _seq_backward(log_A, ll_s, valid_s, scaling)
+            log_beta = _seq_backward_log(log_A, ll_s, valid_s)
             smoothed = _normalise_rows(log_filtered + log_beta)
         else:
             def f(offset):
