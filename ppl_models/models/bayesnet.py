@@ -1807,7 +1807,17 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
         from ..fit import Fit
 
         first = {k: a[0, 0] for k, a in samples.items()}
-        sites = inspect_model(handlers.substitute(bayesnet_model, data=first), md.kwargs, seed=seed)
+        traced = {}
+
+        def trace_once():
+            # abstractly (jax.eval_shape): the program's small eager ops (plates, priors)
+            # would otherwise compile one by one, seconds for a network of 56 nodes
+            traced["sites"] = inspect_model(handlers.substitute(bayesnet_model, data=first),
+                                            md.kwargs, seed=seed)
+            return jnp.zeros(())
+
+        jax.eval_shape(trace_once)
+        sites = traced["sites"]
         result = Fit(bayesnet_model, md.kwargs, "exact", samples, sites=sites,
                      observed=tuple(md.observed), coords=md.coords, dims=md.dims,
                      info={"method": "exact", "seed": int(seed), "num_chains": int(num_chains),

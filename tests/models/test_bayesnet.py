@@ -581,6 +581,22 @@ def test_exact_posterior_is_a_fit_matching_the_analytic_dirichlet(two_node):
         bn.fit_cpts(two_node, frame, method="exact", num_chains=0)
 
 
+def test_large_networks_share_dims_so_summaries_work(asia, alarm):
+    md = bn.network_data(asia, asia.sample(5, seed=0))
+    assert md.dims["cpt_either"] == ["either_parents", "either_state"]
+    assert md.coords["either_parents"][0] == "lung=yes,tub=yes"
+    frame = alarm.sample(300, seed=2)
+    md = bn.network_data(alarm, frame)
+    cpt_dims = {d for k, ds in md.dims.items() if k.startswith("cpt_") for d in ds}
+    assert len(cpt_dims) + 2 <= 64  # chain and draw
+    assert md.dims["cpt_HR"] == ["parent_configs_2", "states_3"]
+    post = bn.fit_cpts(alarm, frame, method="exact", num_draws=20, num_chains=2)
+    summary = post.fit.summary()
+    assert len(summary) == sum(a.size for a in (alarm.cpt_array(v) for v in alarm.nodes))
+    labelled = post.cpt_summary("HR")
+    assert labelled.index.names == ["CATECHOL", "HR"]
+
+
 def test_nuts_with_missing_values_recovers_the_tables(two_node):
     frame = two_node.sample(3000, seed=3).astype(object)
     frame = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.2)
