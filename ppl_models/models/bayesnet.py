@@ -499,6 +499,18 @@ def _compiled_batched_marginals(plan: ContractionPlan, num_nodes: int):
     return jax.jit(run)
 
 
+@lru_cache(maxsize=64)
+def _compiled_batched_log_evidence(plan: ContractionPlan, num_nodes: int):
+    """``jit(batched_scaled_contract)``: ``log p(evidence)`` of a batch, no marginals."""
+    cards = tuple(plan.cardinalities[:num_nodes])
+
+    def run(tables, codes):
+        vectors = batched_indicators(codes, cards, tables[0].dtype)
+        return batched_scaled_contract(plan, list(tables) + vectors, num_nodes)
+
+    return jax.jit(run)
+
+
 def _bucket(n: int, cap: int) -> int:
     """Batch size to compile for ``n`` rows: the next power of two, at most ``cap``.
 
@@ -1286,8 +1298,12 @@ class BayesianNetwork:
         ev_nodes, codes, _ = self._encode_evidence(data)
         if not ev_nodes:
             return np.zeros(len(codes))
-        log_z, _ = self._batched_marginals(self._all_codes(ev_nodes, codes), optimize, memory_limit)
-        return log_z
+        # the forward contraction only (the marginals would need its reverse pass as well)
+        cap = self._chunk_cap(self._batched_marginals_plan(optimize, 1), "sum", memory_limit)
+        size = _bucket(len(codes), cap)
+        plan = self._batched_marginals_plan(optimize, size)
+        return _run_batched(_compiled_batched_log_evidence(plan, len(self.nodes)), self._lin_tables(),
+                            self._all_codes(ev_nodes, codes), size)
 
     def map_query(self, evidence: Mapping[str, Any] | None = None, targets: Sequence[str] | None = None,
                   *, optimize: str = "auto", memory_limit: int | None = None) -> dict[str, Any]:
