@@ -10,7 +10,8 @@ is scored by the same completion protocol with its own encoder and decoder (mark
 Coherence: UMass and NPMI of the top 10 words of each topic, from document co-occurrence in the
 training chapters, by ``ppl_models.models.lda.coherence`` for every model.
 
-Run: ``.venv/bin/python benchmarks/bench_lda.py [--topics 10 20] [--out benchmarks/results/lda.md]``
+Run: ``.venv/bin/python benchmarks/bench_lda.py [--topics 10 20] [--steps 400] [--uniform-steps 600]
+[--out table.md]`` (the table ends with the start time and the load average before and after).
 (gensim is an optional peer: ``pip install gensim``).
 """
 
@@ -43,7 +44,7 @@ def _score(beta: np.ndarray, K: int, obs, ho, train_counts) -> dict:
             "npmi": float(lda.coherence(beta, train_counts, measure="npmi").mean)}
 
 
-def run(topics: list[int], steps: int, prodlda_steps: int, seed: int = 0) -> list[dict]:
+def run(topics: list[int], steps: int, prodlda_steps: int, seed: int = 0, uniform_steps: int = 0) -> list[dict]:
     md_all = load_kjv(num_topics=topics[0])
     corpus = md_all.extra["corpus"]
     train_idx, test_idx = text.train_test_split_documents(corpus.num_docs, test_fraction=0.2, seed=seed)
@@ -62,9 +63,17 @@ def run(topics: list[int], steps: int, prodlda_steps: int, seed: int = 0) -> lis
 
         t0 = time.perf_counter()
         fit = lda.fit_lda(md, num_steps=steps, learning_rate=0.1, seed=seed, num_posterior_draws=20)
-        rows.append({"K": K, "model": f"ppl_models LDA, full-batch SVI ({steps} steps)",
+        rows.append({"K": K, "model": f"ppl_models LDA, full-batch SVI ({steps} steps, topics seeded from documents)",
                      "seconds": time.perf_counter() - t0, **_score(lda.topic_word(fit), K, obs, ho, X)})
         print(rows[-1], flush=True)
+
+        if uniform_steps:
+            t0 = time.perf_counter()
+            fit = lda.fit_lda(md, num_steps=uniform_steps, learning_rate=0.1, seed=seed, num_posterior_draws=20,
+                              init_topics="uniform")
+            rows.append({"K": K, "model": f"ppl_models LDA, full-batch SVI ({uniform_steps} steps, uniform start)",
+                         "seconds": time.perf_counter() - t0, **_score(lda.topic_word(fit), K, obs, ho, X)})
+            print(rows[-1], flush=True)
 
         t0 = time.perf_counter()
         pfit = lda.fit_prodlda(md, num_steps=prodlda_steps, learning_rate=0.01, batch_size=128, hidden=100, seed=seed)
@@ -114,12 +123,20 @@ def to_markdown(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--topics", type=int, nargs="+", default=[10, 20])
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--uniform-steps", type=int, default=600,
+                   help="also fit from the uniform start (init_topics='uniform') for this many steps; 0 skips it")
     p.add_argument("--prodlda-steps", type=int, default=1500)
     p.add_argument("--out", default=None, help="also write the table to this markdown file")
     args = p.parse_args(argv)
-    rows = run(args.topics, args.steps, args.prodlda_steps)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load_before = os.getloadavg()
+    rows = run(args.topics, args.steps, args.prodlda_steps, uniform_steps=args.uniform_steps)
+    load_after = os.getloadavg()
     table = to_markdown(rows)
+    table += (f"\n\nStarted {started}, {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
+              f"{', '.join(f'{x:.2f}' for x in load_before)} at the start, "
+              f"{', '.join(f'{x:.2f}' for x in load_after)} at the end.")
     print(table)
     if args.out:
         with open(args.out, "w") as fh:
