@@ -257,7 +257,7 @@ except QueryError as exc:
 md("""
 ## Where next
 
-* `ppl-models run benchmarks/cards/alarm_missing.toml` learns ALARM's tables from 1,000 rows with 20% missing values (slow to compile: not yet a catalog entry);
+* `ppl-models run benchmarks/cards/alarm_missing.toml` learns ALARM's tables from 1,000 rows with 20% missing values by NUTS (it compiles in seconds but samples for many minutes: not yet a catalog entry);
   `asia_cpts` and `titanic_bn` are the catalog entries of this family.
 * `benchmarks/bench_bayesnet.py` times queries, sampling and learning against pgmpy.
 """)
