@@ -307,7 +307,10 @@ def _seq_forward_normalized(log_pi, log_A, ll, valid, store, as_log=True):
     if not store:
         return None, total, None
     filtered = jnp.concatenate([first[None], rest], axis=0)
-    return (jnp.log(filtered) if as_log else filtered), total, terms
+    if as_log:
+        return jnp.log(filtered), total, terms
+    # and r_t = e_t / c_t = p(x_t | z_t) / p(x_t | x_{<t}), for the scaled backward pass
+    return filtered, total, terms, e / jnp.where(cs > 0, cs, jnp.ones_like(cs))[:, None]
 
 
 def _seq_log_prob(log_pi, log_A, ll, valid, scaling):
@@ -336,9 +339,9 @@ def _scaled_smoother(log_pi, log_A, ll, valid, scaling):
     if scaling == "log":
         log_alpha, total, terms = _seq_forward(log_pi, log_A, ll, valid, scaling, store=True)
         alpha = jnp.exp(log_alpha)  # (T, K), rows sum to one
+        r = jnp.exp(ll - terms[:, None])
     else:
-        alpha, total, terms = _seq_forward_normalized(log_pi, log_A, ll, valid, True, as_log=False)
-    r = jnp.exp(ll - terms[:, None])
+        alpha, total, _, r = _seq_forward_normalized(log_pi, log_A, ll, valid, True, as_log=False)
     A = jnp.exp(log_A)
     K = log_pi.shape[0]
 
