@@ -23,7 +23,7 @@ documents (each document's distinct words and their counts), so SVI and NUTS onl
 This notebook: forward-sample a small corpus, recover its topics, check that four topics recover four novels,
 fit the King James Bible (one chapter a document), show topics as a table and a plot, find the topics of a new
 text, and compare held-out perplexity across $K$. Every fit is a few hundred full-batch SVI steps, started from
-topics seeded on documents (`init_topics="documents"`, k-means++ on the documents' word distributions)."""),
+topics seeded from the documents (`init_topics="documents"`: k-means of the documents' word distributions)."""),
 code("""import time
 import numpy as np
 import matplotlib.pyplot as plt
