@@ -22,6 +22,52 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PPL_MODELS_CACHE_DIR", Path.home() / ".cache" / "ppl_models" / "jax"))
 
 
+#: The persistent cache is pruned back to 80% of this many bytes, oldest files first.
+CACHE_MAX_BYTES = 4 * 2**30
+
+
+def prune_cache(path: str | os.PathLike, max_bytes: int = CACHE_MAX_BYTES, *, every_secs: float = 3600.0,
+                force: bool = False) -> int:
+    """Delete the least recently written cache files while the cache exceeds ``max_bytes``.
+
+    Runs at most once every ``every_secs`` per cache directory (a stamp file records the last
+    run) unless ``force``. Returns the number of files deleted. Never raises.
+    """
+    import time
+
+    try:
+        root = Path(path)
+        stamp = root / ".ppl_models_pruned"
+        now = time.time()
+        if not force and stamp.exists() and now - stamp.stat().st_mtime < every_secs:
+            return 0
+        stamp.touch()
+        files = []
+        total = 0
+        with os.scandir(root) as it:
+            for entry in it:
+                if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
+                    st = entry.stat(follow_symlinks=False)
+                    files.append((st.st_mtime, st.st_size, entry.path))
+                    total += st.st_size
+        if total <= max_bytes:
+            return 0
+        files.sort()
+        removed = 0
+        for _, size, name in files:
+            if total <= 0.8 * max_bytes:
+                break
+            try:
+                os.unlink(name)
+                total -= size
+                removed += 1
+            except OSError:
+                pass
+        return removed
+    except Exception:
+        return 0
+
+
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | None:
     """Turn on JAX's persistent compilation cache (idempotent). Returns the directory or None."""
     global _ENABLED
@@ -38,10 +84,15 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
         # at all with a 0.5 s threshold).
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        try:  # keep the cache bounded (the option exists in recent JAX)
-            jax.config.update("jax_compilation_cache_max_size", 4 * 2**30)
+        # No eviction inside JAX: with a size limit its cache takes a file lock around every read
+        # and write and lists the whole directory on every write (seconds per fit once the cache
+        # holds tens of thousands of small programs, and contended between parallel processes).
+        # The cache is bounded here instead, by one directory scan at most once an hour.
+        try:
+            jax.config.update("jax_compilation_cache_max_size", -1)
         except (AttributeError, KeyError, ValueError):
             pass
+        prune_cache(target)
     except Exception:  # a read-only home must not stop the library from importing
         return None
     _ENABLED = target

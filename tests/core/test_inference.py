@@ -187,3 +187,21 @@ def test_svi_minibatch_with_local_latents_draws_full_plates():
     assert res.samples["z"].shape == (1, 20, 300)
     with pytest.raises(DataError, match="init_strategy"):
         pm.fit(local_latents, {"y": y}, method="svi", num_steps=10, init_strategy="clever")
+
+
+def test_compilation_cache_is_pruned_oldest_first(tmp_path):
+    import os
+    import time
+
+    from ppl_models._config import prune_cache
+
+    now = time.time()
+    for i in range(10):
+        p = tmp_path / f"key{i}-cache"
+        p.write_bytes(b"x" * 100)
+        os.utime(p, (now - 1000 + i, now - 1000 + i))  # key0 is the oldest
+    assert prune_cache(tmp_path, max_bytes=2000) == 0  # under the limit: nothing goes
+    assert prune_cache(tmp_path, max_bytes=500) == 0  # ran less than an hour ago: skipped
+    assert prune_cache(tmp_path, max_bytes=500, force=True) == 6  # down to 80% of the limit
+    left = sorted(p.name for p in tmp_path.glob("*-cache"))
+    assert left == [f"key{i}-cache" for i in range(6, 10)]
