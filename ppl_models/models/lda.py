@@ -20,9 +20,9 @@ Fitting
   distribution (``init_topics="uniform"``) on the KJV. Guide set-up, the optimisation chunks
   and the posterior draws are each one compiled program. ``method="nuts"`` runs NUTS instead (a reference on small corpora). The result is the core
   :class:`~ppl_models.fit.Fit`. ``ppl_models.fit(lda, data, method="svi")`` works too, with
-  every document in every step (the catalog card does that); with ``subsample_size=`` it
-  does not, because the autoguide it builds keeps the minibatch size when it draws the
-  posterior of all documents afterwards, so minibatches go through :func:`fit_lda`. The
+  every document in every step (the catalog card does that), or with ``subsample_size=``
+  minibatches (``fit`` rebuilds a full-size autoguide to draw the posterior of every
+  document afterwards); :func:`fit_lda` adds checkpoints and the seeded topics. The
   program's ``default_init_strategy`` makes ``fit`` start near the uniform point, as
   ``fit_lda(init_topics="uniform")`` does (the generic start, the median of prior draws, is far from the data
   for small ``eta``).
