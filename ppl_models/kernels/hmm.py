@@ -334,7 +334,7 @@ def _scaled_smoother(log_pi, log_A, ll, valid, scaling):
     Returns log p(x), the filtered marginals alpha ``(T, K)``, the scaled backward messages
     beta (``sum_k alpha_t(k) beta_t(k) = 1``, so that alpha * beta is the smoothed marginal)
     and r ``(T, K)``, ``r_t(j) = p(x_t | z_t = j) / p(x_t | x_{<t})``, the factor the scaled
-    recursions multiply by. ``valid`` is a ``(T,)`` bool array.
+    recursions multiply by. ``valid`` is a ``(T,)`` bool array or None (no padding).
     """
     if scaling == "log":
         log_alpha, total, terms = _seq_forward(log_pi, log_A, ll, valid, scaling, store=True)
@@ -350,11 +350,11 @@ def _scaled_smoother(log_pi, log_A, ll, valid, scaling):
         nb = A @ (r_t * b)
         c = jnp.sum(nb)
         nb = nb / jnp.where(c > 0, c, jnp.ones_like(c))
-        b = jnp.where(v_t, nb, b)
+        b = _sel(v_t, nb, b)
         return b, b
 
     last = jnp.full((K,), 1.0 / K, ll.dtype)
-    _, rest = lax.scan(back, last, (r[1:], valid[1:]), reverse=True)
+    _, rest = lax.scan(back, last, (r[1:], _tail(valid)), reverse=True)
     beta = jnp.concatenate([rest, last[None]], axis=0)  # proportional to the scaled betas
     # Rescale each row so that sum_k alpha_t(k) beta_t(k) = 1 (the scaled beta's identity).
     norm = jnp.sum(alpha * beta, axis=1, keepdims=True)
@@ -373,9 +373,8 @@ def _log_prob_grads(log_pi, log_A, ll, valid, scaling):
     scan costs several times more.
     """
     total, alpha, beta, r = _scaled_smoother(log_pi, log_A, ll, valid, scaling)
-    vmask = valid[:, None]
-    gamma = jnp.where(vmask, alpha * beta, jnp.zeros_like(alpha))
-    w = jnp.where(vmask[1:], r[1:] * beta[1:], jnp.zeros_like(r[1:]))
+    gamma = _sel(valid, alpha * beta, jnp.zeros_like(alpha))
+    w = _sel(_tail(valid), r[1:] * beta[1:], jnp.zeros_like(r[1:]))
     xi = jnp.exp(log_A) * (alpha[:-1].T @ w)
     return total, gamma[0], xi, gamma
 
@@ -556,8 +555,7 @@ def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None,
 
     def single(ll_s, obs_s, valid_s):
         if method == "sequential" and scaling == "normalized":
-            v = jnp.ones(ll_s.shape[:1], bool) if valid_s is None else valid_s
-            total, filtered, beta, _ = _scaled_smoother(log_pi, log_A, ll_s, v, scaling)
+            total, filtered, beta, _ = _scaled_smoother(log_pi, log_A, ll_s, valid_s, scaling)
             smoothed = filtered * beta
             smoothed = _sel(valid_s, smoothed, jnp.zeros_like(smoothed))
             return SmootherResult(total, filtered, smoothed)
