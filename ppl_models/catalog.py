@@ -25,7 +25,7 @@ _SECTIONS = {"name", "description", "family", "model", "data", "inference", "gat
 _INFERENCE_KEYS = {
     "method", "seed", "num_chains", "num_warmup", "num_samples", "thinning", "chain_method",
     "target_accept_prob", "max_tree_depth", "dense_mass", "trajectory_length", "num_steps",
-    "learning_rate", "subsample_size", "num_posterior_draws", "init_strategy",
+    "learning_rate", "subsample_size", "num_posterior_draws", "init_strategy", "guide",
 }
 
 
@@ -160,4 +160,10 @@ def inference_options(card: Card, overrides: dict[str, Any] | None = None) -> di
             opts[k] = v
     if "method" in opts and not isinstance(opts["method"], str):
         raise DataError("method", "a string", repr(opts["method"]))
+    if isinstance(opts.get("guide"), str):
+        # a guide program ("module:function"), called with the same arguments as the model
+        ref = opts["guide"]
+        opts["guide"] = resolve_reference(ref, f"{card.path.name}: [inference] guide")
+        if not callable(opts["guide"]):
+            raise CatalogError(f"{card.path}: [inference] guide {ref!r} is not callable")
     return opts

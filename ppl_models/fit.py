@@ -183,6 +183,16 @@ class Fit:
                 f"pass it: load_fit(path, model=my_model)")
         return self.model
 
+    def _with_params(self, model: Callable) -> Callable:
+        """The program with the point estimates SVI learned for its ``numpyro.param`` sites
+        (e.g. ProdLDA's decoder) substituted; unchanged when there are none."""
+        if not self.svi_params:
+            return model
+        from numpyro import handlers
+
+        params = {k: jax.numpy.asarray(v) for k, v in self.svi_params.items()}
+        return handlers.substitute(model, data=params)
+
     # ------------------------------------------------------------------ likelihood, prediction
     def log_likelihood(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Pointwise log-likelihood of every observed site, ``(chain, draw, *site_shape)``.
@@ -193,7 +203,7 @@ class Fit:
             return self._log_lik
         from numpyro.infer import log_likelihood as nlog_lik
 
-        model = self._require_model("log_likelihood")
+        model = self._with_params(self._require_model("log_likelihood"))
         flat = self._latent_flat()
         n = next(iter(flat.values())).shape[0]
         step = n if batch_size is None else max(1, int(batch_size))
@@ -219,14 +229,14 @@ class Fit:
         """
         from numpyro.infer import Predictive
 
-        model = self._require_model("predict")
+        model = self._with_params(self._require_model("predict"))
         kwargs = dict(self.data)
         if new_data:
             unknown = [k for k in new_data if k not in kwargs and k not in self.observed]
             if unknown and self.sites is not None:
                 import inspect as _inspect
                 try:
-                    params = _inspect.signature(model).parameters
+                    params = _inspect.signature(self.model).parameters
                     accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
                     bad = [k for k in unknown if k not in params and not accepts_any]
                 except (TypeError, ValueError):

@@ -884,7 +884,11 @@ def _fit_from_guide(model: Callable, md: ModelData, params: Mapping[str, Any], k
 
 
 def _model_kind(fit: Fit) -> str:
-    return str(fit.info.get("model", "lda"))
+    if "model" in fit.info:
+        return str(fit.info["model"])
+    # a Fit from the generic ppl_models.fit (e.g. a catalog card) names no model: look at it
+    base = getattr(fit.model, "func", fit.model)
+    return "prodlda" if base is prodlda else "lda"
 
 
 def topic_word(fit: Fit) -> np.ndarray:

@@ -390,3 +390,39 @@ def test_four_topics_recover_the_four_books():
     table = lda.top_words(fit, 10)
     for b, k in zip(rows, cols):
         assert names[b] & set(table.iloc[k]), (FOUR_BOOKS[b], table.iloc[k].tolist())
+
+
+def test_prodlda_card_path_generic_fit_with_the_amortized_guide(sim):
+    """The kjv_prodlda card names its guide; ``ppl_models.fit`` then learns ProdLDA's decoder
+    (``numpyro.param`` sites) with the encoder, and the Fit substitutes those learned values
+    wherever it reruns the program (pointwise log-likelihood, posterior predictive)."""
+    import jax.numpy as jnp
+
+    import ppl_models as pm
+    from ppl_models.catalog import inference_options, load_card
+
+    card = load_card("kjv_prodlda")
+    opts = inference_options(card)
+    assert opts["guide"] is lda.prodlda_guide and opts["method"] == "svi"
+    md = sim["md"]
+    data = {**md.kwargs, "alpha": 1.0, "hidden": 20}
+    f = pm.fit(lda.prodlda, data, method="svi", guide=opts["guide"], num_steps=300, learning_rate=0.01,
+               num_posterior_draws=4, seed=0, progress_bar=False)
+    assert lda._model_kind(f) == "prodlda"
+    assert {"decoder_weight", "decoder_bias"} <= set(f.svi_params)
+    ll = f.log_likelihood()["counts"]
+    D = md.kwargs["word_ids"].shape[0]
+    assert ll.shape == (1, 4, D) and np.all(np.isfinite(ll))
+    # the same numbers from the learned decoder by hand, for one draw
+    W, b = jnp.asarray(f.svi_params["decoder_weight"]), jnp.asarray(f.svi_params["decoder_bias"])
+    ids, counts = jnp.asarray(md.kwargs["word_ids"]), jnp.asarray(md.kwargs["counts"])
+    log_p = jax.nn.log_softmax(jnp.asarray(f.samples["theta"][0, 2]) @ W + b, axis=-1)
+    lp = jnp.where(ids >= 0, jnp.take_along_axis(log_p, jnp.where(ids >= 0, ids, 0), axis=-1), 0.0)
+    doc_length = jnp.asarray(md.kwargs["doc_length"]) if md.kwargs.get("doc_length") is not None \
+        else counts.sum(-1)
+    ref = lda.ProdLDADocuments(lp, ids, doc_length).log_prob(counts)
+    np.testing.assert_allclose(ll[0, 2], np.asarray(ref), rtol=1e-5)
+    pp = f.predict(num_samples=2)["counts"]
+    assert pp.shape[-2:] == ids.shape
+    tw = lda.prodlda_topic_word(f)
+    np.testing.assert_allclose(tw.sum(-1), 1.0, rtol=1e-6)
