@@ -114,10 +114,13 @@ def main() -> None:
     ap.add_argument("--predict-points", type=int, default=20_000)
     ap.add_argument("--predict-chunk", type=int, default=500, help="draws per chunk in the chunked run")
     ap.add_argument("--only-predict", action="store_true", help="skip the scaling runs")
+    ap.add_argument("--no-weak", action="store_true", help="skip the weak-scaling runs")
+    ap.add_argument("--no-predict", action="store_true", help="skip the posterior-predictive memory runs")
     args = ap.parse_args()
     if not args.only_predict:
         scaling(args)
-    predict(args)
+    if not args.no_predict:
+        predict(args)
 
 
 def scaling(args) -> None:
@@ -131,6 +134,8 @@ def scaling(args) -> None:
             base = base or r
             print(f"{n:>10} {dev:>4} {r['grad_ms']:>9.2f} {r['nuts_s']:>8.1f} {r['nuts_grads']:>7} "
                   f"{r['svi_s']:>7.1f} {r['peak_rss_mb']:>8.0f}   grad speed-up {base['grad_ms'] / r['grad_ms']:.2f}x")
+    if args.no_weak:
+        return
     print("weak scaling (N / devices fixed)")
     for dev in args.devices:
         n = args.weak_rows_per_device * dev
