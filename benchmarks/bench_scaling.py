@@ -82,6 +82,11 @@ CHILD = textwrap.dedent('''
         for _ in range(20):
             t0 = time.perf_counter(); jax.block_until_ready(vg(b0, lj.arrays)); times.append(time.perf_counter() - t0)
         out["grad_ms"] = 1e3 * statistics.median(times)
+        if cfg.get("grad_only"):
+            out.update(nuts_s=float("nan"), nuts_grads=0, svi_s=float("nan"))
+            out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print("RESULT " + json.dumps(out))
+            sys.exit(0)
         t0 = time.perf_counter()
         f = pm.fit(logistic, {"X": X, "y": y}, num_chains=1, num_warmup=100, num_samples=100, seed=0,
                    shard=["X", "y"], progress_bar=False)
@@ -115,6 +120,7 @@ def main() -> None:
     ap.add_argument("--predict-chunk", type=int, default=500, help="draws per chunk in the chunked run")
     ap.add_argument("--only-predict", action="store_true", help="skip the scaling runs")
     ap.add_argument("--no-weak", action="store_true", help="skip the weak-scaling runs")
+    ap.add_argument("--grad-only", action="store_true", help="time the sharded gradient only (no NUTS, SVI)")
     ap.add_argument("--no-predict", action="store_true", help="skip the posterior-predictive memory runs")
     args = ap.parse_args()
     if not args.only_predict:
@@ -130,7 +136,7 @@ def scaling(args) -> None:
     for n in args.sizes:
         base = None
         for dev in args.devices:
-            r = run({"kind": "fit", "n": n, "devices": dev})
+            r = run({"kind": "fit", "n": n, "devices": dev, "grad_only": args.grad_only})
             base = base or r
             print(f"{n:>10} {dev:>4} {r['grad_ms']:>9.2f} {r['nuts_s']:>8.1f} {r['nuts_grads']:>7} "
                   f"{r['svi_s']:>7.1f} {r['peak_rss_mb']:>8.0f}   grad speed-up {base['grad_ms'] / r['grad_ms']:.2f}x")
