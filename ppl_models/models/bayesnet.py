@@ -89,9 +89,9 @@ _NAME_RE = re.compile(r"^[^\s{}()\[\],;|\"']+$")
 class BIFError(DataError):
     """A malformed BIF file; the message carries the line number."""
 
-    def __init__(self, line: int, expected: str, got: str, source: str = "BIF"):
+    def __init__(self, line: int | None, expected: str, got: str, source: str = "BIF"):
         self.line = line
-        super().__init__(f"{source}, line {line}", expected, got)
+        super().__init__(f"{source}, line {line}" if line is not None else source, expected, got)
 
 
 _TOKEN_RE = re.compile(
@@ -217,6 +217,7 @@ def parse_bif(text: str, source: str = "BIF") -> dict[str, Any]:
     parents: dict[str, list[str]] = {}
     cpts: dict[str, np.ndarray] = {}
     properties: dict[str, list[str]] = {}
+    block_lines: dict[str, int] = {}
     while p.peek() is not None:
         kind, tok, line = p.next("'network', 'variable' or 'probability'")
         if tok == "network":
@@ -351,13 +352,32 @@ def parse_bif(text: str, source: str = "BIF") -> dict[str, Any]:
                                source)
             parents[child] = pa
             cpts[child] = table
+            block_lines[child] = head_line
         else:
             raise BIFError(line, "'network', 'variable' or 'probability'", repr(tok), source)
     for v in states:
         if v not in cpts:
             raise BIFError(state_lines[v], f"a probability block for variable {v!r}", "none", source)
+    cycle = _find_cycle(parents)
+    if cycle:
+        # the block, among the cycle's, that comes last in the file closes it
+        closing = max(cycle[:-1], key=lambda v: block_lines[v])
+        raise BIFError(block_lines[closing], "an acyclic graph of parents",
+                       f"the cycle {_format_cycle(cycle)}, closed by the probability block of "
+                       f"{closing!r}", source)
     return {"name": name, "states": states, "parents": parents, "cpts": cpts,
             "properties": properties}
+
+
+def _decode_bif(data: bytes, source: str) -> str:
+    """UTF-8 text of a BIF file's bytes; :class:`BIFError` naming the line and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BIFError(line, "UTF-8 text",
+                       f"the byte {data[exc.start:exc.start + 1]!r} at byte offset {exc.start} "
+                       f"({exc.reason})", source) from None
 
 
 def read_bif(source: str | os.PathLike | io.IOBase, *, name: str | None = None) -> "BayesianNetwork":
@@ -377,9 +397,13 @@ def read_bif(source: str | os.PathLike | io.IOBase, *, name: str | None = None) 
     """
     label = "BIF"
     if hasattr(source, "read"):
-        raw = source.read()
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         label = getattr(source, "name", "BIF")
+        try:
+            raw = source.read()
+        except UnicodeDecodeError as exc:  # a text-mode file: its decoder saw the bad byte
+            raise BIFError(None, "UTF-8 text", f"bytes that are not UTF-8 ({exc.reason}); open the "
+                           f"file in binary mode ('rb') to be told their line", str(label)) from None
+        text = _decode_bif(raw, str(label)) if isinstance(raw, bytes) else raw
     elif isinstance(source, str) and "{" in source:
         text = source
     else:
@@ -389,8 +413,8 @@ def read_bif(source: str | os.PathLike | io.IOBase, *, name: str | None = None) 
         data = path.read_bytes()
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
-        text = data.decode("utf-8")
         label = path.name
+        text = _decode_bif(data, label)
     parsed = parse_bif(text, source=str(label))
     if name is None:
         name = parsed["name"]
@@ -421,31 +445,41 @@ def write_bif(network: "BayesianNetwork", path: str | os.PathLike | None = None)
 
 
 def _find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A directed cycle as a list of nodes (first == last), or None."""
-    color: dict[str, int] = {}
-    stack: list[str] = []
+    """A directed cycle as a list of nodes (first == last, parent -> child), or None.
 
-    def visit(v):
-        color[v] = 1
-        stack.append(v)
-        for u in parents.get(v, ()):  # edges point parent -> child; walk child -> parent
-            if color.get(u, 0) == 1:
-                cyc = stack[stack.index(u):] + [u]
+    Iterative depth-first search from child to parent (no recursion: a chain of thousands of
+    nodes declared child-first would exceed Python's recursion limit).
+    """
+    color: dict[str, int] = {}  # 0/absent: unvisited; 1: on the current path; 2: done
+    for root in parents:
+        if color.get(root, 0):
+            continue
+        path = [root]
+        todo = [iter(parents.get(root, ()))]
+        color[root] = 1
+        while path:
+            u = next(todo[-1], None)
+            if u is None:
+                color[path.pop()] = 2
+                todo.pop()
+                continue
+            c = color.get(u, 0)
+            if c == 1:
+                cyc = path[path.index(u):] + [u]
                 return list(reversed(cyc))
-            if color.get(u, 0) == 0:
-                found = visit(u)
-                if found:
-                    return found
-        stack.pop()
-        color[v] = 2
-        return None
-
-    for v in parents:
-        if color.get(v, 0) == 0:
-            found = visit(v)
-            if found:
-                return found
+            if c == 0:
+                color[u] = 1
+                path.append(u)
+                todo.append(iter(parents.get(u, ())))
     return None
+
+
+def _format_cycle(cycle: Sequence[str]) -> str:
+    """``a -> b -> a``; a long cycle shortened to its first and last few nodes."""
+    if len(cycle) <= 13:
+        return " -> ".join(cycle)
+    return (f"of {len(cycle) - 1} nodes: " + " -> ".join(cycle[:6]) + " -> ... -> "
+            + " -> ".join(cycle[-6:]))
 
 
 def _state_index(states: Sequence[Any], value: Any) -> int | None:
@@ -631,7 +665,8 @@ class BayesianNetwork:
                     declared[v] = names
         cycle = _find_cycle(declared)
         if cycle:
-            raise ModelError(f"the graph has a cycle: {' -> '.join(cycle)}")
+            text = _format_cycle(cycle)
+            raise ModelError(f"the graph has a cycle{' ' if text.startswith('of') else ': '}{text}")
 
         # States: given, else from the tables' columns / keys.
         for v, table in raw.items():
@@ -671,20 +706,34 @@ class BayesianNetwork:
     # -- construction helpers ----------------------------------------------------------------
     @staticmethod
     def _topological_order(parents: Mapping[str, Sequence[str]]) -> list[str]:
+        """The order of repeated sweeps over the nodes in their given order, each sweep taking
+        every node whose parents are all taken already (deterministic), in O(nodes + edges).
+
+        A node is taken in sweep ``max(0, max over parents u of sweep(u) + [u comes after it])``
+        (a parent taken earlier in the same sweep counts), and within a sweep in given order;
+        the sweeps are computed in one pass of Kahn's algorithm instead of being run.
+        """
         names = list(parents)
-        done: set[str] = set()
-        order: list[str] = []
-        # Kahn's algorithm, taking nodes in their given order when free: deterministic.
-        while len(order) < len(names):
-            progressed = False
-            for v in names:
-                if v not in done and all(p in done for p in parents[v]):
-                    done.add(v)
-                    order.append(v)
-                    progressed = True
-            if not progressed:  # pragma: no cover - _find_cycle ran before
-                raise ModelError("the graph has a cycle")
-        return order
+        pos = {v: i for i, v in enumerate(names)}
+        children: dict[str, list[str]] = {v: [] for v in names}
+        waiting = {v: len(parents[v]) for v in names}
+        for v in names:
+            for p in parents[v]:
+                children[p].append(v)
+        sweep = {v: 0 for v in names}
+        ready = [v for v in names if waiting[v] == 0]
+        seen = 0
+        while ready:
+            u = ready.pop()
+            seen += 1
+            for c in children[u]:
+                sweep[c] = max(sweep[c], sweep[u] + (pos[u] > pos[c]))
+                waiting[c] -= 1
+                if waiting[c] == 0:
+                    ready.append(c)
+        if seen < len(names):  # pragma: no cover - _find_cycle ran before
+            raise ModelError("the graph has a cycle")
+        return sorted(names, key=lambda v: (sweep[v], pos[v]))
 
     def _table_array(self, v: str, table: Any, atol: float) -> np.ndarray:
         pa = self.parents[v]

@@ -422,6 +422,56 @@ def test_malformed_bif_gives_line_numbered_errors(bad, line, fragment):
     assert isinstance(err.value, DataError)
 
 
+def test_bif_cycle_names_the_line_of_the_block_that_closes_it():
+    # a's block (line 9) now has the parent b, whose block (line 13) has the parent a
+    cyclic = GOOD.replace("probability ( a ) {\n  table 0.3, 0.7;\n}",
+                          "probability ( a | b ) {\n  (on) 0.3, 0.7;\n  (off) 0.5, 0.5;\n}")
+    with pytest.raises(BIFError) as err:
+        read_bif(cyclic)
+    assert err.value.line == 13, str(err.value)
+    assert "line 13" in str(err.value) and "cycle" in str(err.value)
+    assert "a -> b -> a" in str(err.value) or "b -> a -> b" in str(err.value)
+    assert "probability block of 'b'" in str(err.value)
+
+
+def test_bif_that_is_not_utf8_names_the_file_line_and_byte(tmp_path):
+    data = GOOD.encode().replace(b"{ on, off }", b"{ on, \xe9t\xe9 }")  # latin-1 'ete', line 7
+    offset = data.index(b"\xe9")
+    for name, payload in (("latin.bif", data), ("latin.bif.gz", gzip.compress(data))):
+        path = tmp_path / name
+        path.write_bytes(payload)
+        with pytest.raises(BIFError) as err:
+            read_bif(path)
+        msg = str(err.value)
+        assert err.value.line == 7 and f"{name}, line 7" in msg, msg
+        assert f"byte offset {offset}" in msg and "UTF-8" in msg and "\\xe9" in msg, msg
+        assert isinstance(err.value, DataError)
+    with open(tmp_path / "latin.bif", "rb") as fh:
+        with pytest.raises(BIFError, match="line 7"):
+            read_bif(fh)
+    with open(tmp_path / "latin.bif", encoding="utf-8") as fh:  # text mode: no line to give
+        with pytest.raises(BIFError, match="latin.bif.*UTF-8.*binary mode"):
+            read_bif(fh)
+
+
+def test_a_long_chain_declared_child_first_needs_no_recursion():
+    n = 1500  # deeper than Python's default recursion limit of 1,000
+    cond = np.array([[0.9, 0.1], [0.2, 0.8]])
+    structure = {f"v{i}": [f"v{i - 1}"] for i in reversed(range(1, n))}
+    cpts = {f"v{i}": cond for i in reversed(range(1, n))}
+    cpts["v0"] = np.array([0.5, 0.5])
+    states = {f"v{i}": ["lo", "hi"] for i in range(n)}
+    net = BayesianNetwork(structure, cpts, states=states, name="chain")
+    assert net.nodes == tuple(f"v{i}" for i in range(n))  # parents first
+    back = read_bif(net.to_bif())  # the parser's own cycle check walks the chain too
+    assert back == net
+    structure["v0"] = [f"v{n - 1}"]  # close it into one cycle of all the nodes
+    cpts["v0"] = cond
+    with pytest.raises(ModelError, match=rf"cycle of {n} nodes: v\d+ -> v\d+ -> .* -> v\d+") as err:
+        BayesianNetwork(structure, cpts, states=states)
+    assert len(str(err.value)) < 300  # shortened, not 1,500 names
+
+
 # --------------------------------------------------------------------------------------------
 # bad input
 # --------------------------------------------------------------------------------------------
