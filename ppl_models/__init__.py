@@ -35,8 +35,22 @@ _default_host_devices()
 from ._config import enable_compilation_cache, set_precision  # noqa: E402
 from .data import ModelData  # noqa: E402
 from .errors import CatalogError, DataError, ModelError, PPLModelsError, QueryError  # noqa: E402
-from .fit import Fit, load_fit  # noqa: E402
-from .inference import fit, log_joint, log_joint_fn, sample_prior  # noqa: E402
+
+# Turned on here (inference.py does it too) so that the kernels, usable without NumPyro, also
+# find their compiled programs in the persistent cache.
+enable_compilation_cache()
+
+# Everything that imports NumPyro is imported on first use (PEP 562), so that the pure-JAX
+# kernels (`import ppl_models.kernels.hmm`) work without NumPyro: `pm.fit(...)` and
+# `from ppl_models import fit` import `.inference` then.
+_CORE = {
+    "fit": "inference",
+    "sample_prior": "inference",
+    "log_joint": "inference",
+    "log_joint_fn": "inference",
+    "Fit": "fit",
+    "load_fit": "fit",
+}
 
 # The model families, imported on first use: `ppl_models.hmm.forward_log_prob(...)`,
 # `ppl_models.BayesianLogisticRegression()`.
@@ -46,12 +60,15 @@ _LAZY = {
     "BayesianLogisticRegression": "logistic",
     "BayesianNetwork": "bayesnet",
 }
-_SUBMODULES = ("diagnostics", "queries", "catalog", "batched", "scale", "streaming", "learning_curves", "text")
+_SUBMODULES = ("diagnostics", "queries", "catalog", "batched", "scale", "streaming", "learning_curves", "text",
+               "inference")
 
 
 def __getattr__(name: str):
     import importlib
 
+    if name in _CORE:
+        return getattr(importlib.import_module(f".{_CORE[name]}", __name__), name)
     if name in _FAMILIES:
         return importlib.import_module(f".models.{name}", __name__)
     if name in _LAZY:
@@ -60,6 +77,40 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'ppl_models' has no attribute {name!r}")
 
+
+def __dir__():
+    return sorted(set(globals()) | set(_CORE) | set(_FAMILIES) | set(_LAZY) | set(_SUBMODULES))
+
+
+class _Package(_sys.modules[__name__].__class__):
+    """``ppl_models.fit`` is the function :func:`ppl_models.inference.fit`, not the submodule
+    ``ppl_models/fit.py`` (home of :class:`Fit`). Importing a submodule binds its name on the
+    package, so once anything imports ``ppl_models.fit`` (the module) the attribute would shadow
+    the lazy function; this property, a data descriptor, takes precedence over the module's
+    ``__dict__`` and ignores that binding."""
+
+    @property
+    def fit(self):
+        override = self.__dict__.get("_fit_override")
+        if override is not None:
+            return override
+        from .inference import fit
+
+        return fit
+
+    @fit.setter
+    def fit(self, value):
+        import types
+
+        if not isinstance(value, types.ModuleType):  # a module: the import system binding ppl_models/fit.py
+            self.__dict__["_fit_override"] = value  # e.g. a test's monkeypatch
+
+    @fit.deleter
+    def fit(self):
+        self.__dict__.pop("_fit_override", None)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "__version__",
