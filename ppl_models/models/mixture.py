@@ -843,9 +843,16 @@ def _thin(samples: dict[str, np.ndarray], max_draws: int | None) -> dict[str, np
 
 
 def _latent_only(model, kwargs, samples):
-    """Keep the sampled sites (deterministic ones are recomputed by the program)."""
+    """The latent sample sites and the deterministic sites present in ``samples``.
+
+    The deterministic values given are substituted as they are (``handlers.substitute`` sets
+    deterministic sites too), so the helpers use exactly the draws they are handed: after
+    :func:`relabel` the permuted ``weights`` of a DP mixture are the weights used, not weights
+    rebuilt from the stick fractions.
+    """
     tr = handlers.trace(handlers.seed(model, jax.random.PRNGKey(0))).get_trace(**kwargs)
-    keep = {n for n, s in tr.items() if s["type"] == "sample" and not s.get("is_observed", False)}
+    keep = {n for n, s in tr.items()
+            if (s["type"] == "sample" and not s.get("is_observed", False)) or s["type"] == "deterministic"}
     return {k: jnp.asarray(v) for k, v in samples.items() if k in keep}
 
 
@@ -994,7 +1001,11 @@ def relabel(fit: Any, *, method: str = "stephens", key: str = "loc", key_index: 
     Returns
     -------
     samples : dict
-        The draws with every component site relabelled (other sites unchanged), flat (S, ...).
+        The draws with every component site relabelled, flat (S, ...). The sites the weights
+        are built from follow the relabelled ``weights``: a DP mixture's stick fractions ``v``
+        are recomputed (``v_t = w_t / (1 - sum_{s<t} w_s)``), an ordered latent-class model's
+        ``weights_unnormalised`` permuted. Label-invariant quantities (the log-likelihood, the
+        predictive density) are unchanged. Other sites are unchanged.
     relabelling : Relabelling
     """
     model_, kwargs, samples = _resolve(fit, data, model)
@@ -1016,4 +1027,40 @@ def relabel(fit: Any, *, method: str = "stephens", key: str = "loc", key_index: 
             out[name] = np.asarray(apply_permutation(jnp.asarray(v), perm, axis=1))
         else:
             out[name] = v
+    _rebuild_weight_parameters(model_, samples, out)
     return out, rl
+
+
+def _stick_fractions(weights: np.ndarray) -> np.ndarray:
+    """The stick fractions ``v`` (S, T-1) whose stick-breaking weights are ``weights`` (S, T).
+
+    ``v_t = w_t / sum_{s>=t} w_s`` (the remaining stick as a tail sum, not ``1 - sum_{s<t} w_s``,
+    which cancels catastrophically and would give atoms of weight ~1e-30 a weight ~1e-8); a stick
+    already used up (remainder 0) gets ``v_t = 0``.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    tail = np.cumsum(w[..., ::-1], axis=-1)[..., ::-1]  # tail[..., t] = sum_{s>=t} w_s
+    remaining = tail[..., :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(remaining > 0, w[..., :-1] / remaining, 0.0)
+    return np.clip(v, 0.0, 1.0)
+
+
+def _rebuild_weight_parameters(model: Callable, before: Mapping[str, np.ndarray], after: dict[str, np.ndarray]) -> None:
+    """Make the sampled sites that the weights are built from agree with the relabelled weights.
+
+    ``weights`` is deterministic in two programs: the DP's stick-breaking weights (from ``v``)
+    and the ordered latent-class weights (``reverse(g) / sum(g)``, ``g = weights_unnormalised``).
+    Permuting ``weights`` alone would leave those sites describing the old labelling.
+    """
+    if "weights" not in after or after["weights"] is before.get("weights"):
+        return
+    w = np.asarray(after["weights"])
+    if model is dp_mixture and "v" in after:
+        # float64: in float32 a fraction within 6e-8 of 1 rounds to 1, which would zero the
+        # weight of every later atom (e.g. an atom of weight 1e-8 placed after one of 0.97).
+        after["v"] = _stick_fractions(w)
+    if model is latent_class and "weights_unnormalised" in after:
+        g = np.asarray(before["weights_unnormalised"])
+        # weights = g[::-1] / sum(g): the permuted g with the same total gives the new weights.
+        after["weights_unnormalised"] = (w[..., ::-1] * g.sum(axis=-1, keepdims=True)).astype(g.dtype)

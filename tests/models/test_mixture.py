@@ -247,6 +247,57 @@ def test_relabel_undoes_label_switching(gmm_fit):
             assert np.allclose(fixed[name], s[name]) or np.allclose(fixed[name], s[name][:, ::-1])
 
 
+RELABEL_CASES = {
+    "gaussian": (mm.gaussian_mixture, {"num_components": 3, "num_obs": 30}, "x"),
+    "mvn_full": (mm.mvn_mixture, {"num_components": 2, "num_obs": 30, "num_features": 2}, "X"),
+    "mvn_diag_free": (mm.mvn_mixture, {"num_components": 3, "num_obs": 30, "num_features": 2, "covariance": "diag",
+                                       "ordered": False}, "X"),
+    "poisson": (mm.poisson_mixture, {"num_components": 3, "num_obs": 30}, "y"),
+    "latent_class": (mm.latent_class, {"num_components": 3, "num_categories": 3, "num_obs": 30, "num_items": 4}, "X"),
+    "latent_class_free": (mm.latent_class, {"num_components": 2, "num_obs": 30, "num_items": 4, "ordered": False}, "X"),
+    "dp": (mm.dp_mixture, {"truncation": 4, "num_obs": 30}, "x"),
+}
+
+
+@pytest.mark.parametrize("name", list(RELABEL_CASES))
+def test_relabel_leaves_label_invariant_quantities_unchanged(name):
+    """Relabelling permutes labels only: the log-likelihood and the predictive density of every
+    draw are unchanged, and the responsibilities are permuted with the labels.
+
+    The draws are prior draws (widely spread, so the Stephens matching permutes most of them).
+    The DP's weights are deterministic (built from the stick fractions ``v``) and the ordered
+    latent-class weights too (from ``weights_unnormalised``): those sites must follow the
+    relabelled weights. ``Fit.log_likelihood`` rebuilds the weights from them; the mixture
+    helpers use the weights given.
+    """
+    model, kw, obs = RELABEL_CASES[name]
+    with jax.enable_x64(True):
+        out = Predictive(model, num_samples=30)(jax.random.PRNGKey(1), **kw)
+        s = {k: np.asarray(v) for k, v in out.items() if k != obs}
+        data = {k: v for k, v in kw.items() if k not in ("num_items", "num_features")}
+        data[obs] = np.asarray(out[obs][0])
+        grid = np.asarray(out[obs][1])  # another draw's points as the evaluation grid
+        # sorting by the scales permutes even the draws whose locations are ordered
+        methods = ("stephens", "sort") if "scale" in s and s["scale"].ndim == 2 else ("stephens",)
+        d0 = mm.posterior_predictive_density(s, grid, data=data, model=model, max_draws=None)
+        ll0 = pm.Fit.from_samples(model, data, s, "nuts", group_by_chain=False).log_likelihood()[obs]
+        r0 = mm.posterior_responsibilities(s, data, model=model, return_draws=True).log_draws
+        for method in methods:
+            fixed, rl = mm.relabel(s, method=method, key="scale", data=data, model=model)
+            perm = np.asarray(rl.permutation)
+            assert (perm != np.arange(perm.shape[1])).any(axis=1).sum() >= 5, "the relabelling should permute"
+            d1 = mm.posterior_predictive_density(fixed, grid, data=data, model=model, max_draws=None)
+            np.testing.assert_allclose(d1.density, d0.density, rtol=1e-9, atol=1e-300)
+            np.testing.assert_allclose(d1.lower, d0.lower, rtol=1e-9, atol=1e-300)
+            ll1 = pm.Fit.from_samples(model, data, fixed, "nuts", group_by_chain=False).log_likelihood()[obs]
+            np.testing.assert_allclose(ll1, ll0, rtol=1e-9, atol=1e-9)
+            r1 = mm.posterior_responsibilities(fixed, data, model=model, return_draws=True).log_draws
+            np.testing.assert_allclose(r1, np.take_along_axis(r0, perm[:, None, :], axis=2), rtol=1e-7, atol=1e-9)
+            if model is mm.dp_mixture:
+                np.testing.assert_allclose(np.asarray(mm.stick_breaking_weights(fixed["v"])), fixed["weights"],
+                                           rtol=1e-9, atol=1e-300)
+
+
 def test_poisson_mixture_recovery():
     rng = np.random.default_rng(7)
     n = 300
