@@ -253,16 +253,26 @@ def _is_concrete(x: Any) -> bool:
     return x is not None and not isinstance(x, jax.core.Tracer)
 
 
-def _check_num_components(name: str, k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ModelError(f"argument `{name}`: expected an integer >= 1, got {describe(k)}")
+def _check_num_components(name: str, k: Any, minimum: int = 1) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < minimum:
+        raise ModelError(f"argument `{name}`: expected an integer >= {minimum}, got {describe(k)}")
     return int(k)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(name, "an integer >= 1", describe(value))
+    return int(value)
 
 
 def _check_data(name: str, x: Any, *, ndim: int, num_components: int, num_obs: int | None,
                 integer: bool = False, low: float | None = None, high: int | None = None,
-                num_features: int | None = None) -> Any:
-    """Validate the observed array (when concrete) and return it as a JAX array."""
+                num_features: int | None = None, components_arg: str | None = "num_components") -> Any:
+    """Validate the observed array (when concrete) and return it as a JAX array.
+
+    ``components_arg`` names the argument that sets the minimum number of rows
+    (``num_components``); ``None`` asks for at least one row without naming one.
+    """
     if not _is_concrete(x):
         return x
     arr = np.asarray(x)
@@ -283,8 +293,10 @@ def _check_data(name: str, x: Any, *, ndim: int, num_components: int, num_obs: i
     if high is not None and arr.max() >= high:
         raise DataError(name, f"values < {high}", f"maximum {arr.max()!r}")
     n = arr.shape[0]
-    if n < num_components:
-        raise DataError(name, f"at least num_components={num_components} observations", f"{n}")
+    if components_arg is None and n < 1:
+        raise DataError(name, "at least one observation", f"{n}")
+    if components_arg is not None and n < num_components:
+        raise DataError(name, f"at least {components_arg}={num_components} observations", f"{n}")
     if num_obs is not None and int(num_obs) != n:
         raise DataError("num_obs", f"the number of rows of `{name}` ({n})", f"{num_obs}")
     if num_features is not None and ndim == 2 and arr.shape[1] != int(num_features):
@@ -493,9 +505,7 @@ def latent_class(X=None, *, num_components: int = 2, num_categories: int = 2, nu
     subsample_size : int, optional
     """
     K = _check_num_components("num_components", num_components)
-    C = int(num_categories)
-    if C < 2:
-        raise ModelError(f"argument `num_categories`: expected an integer >= 2, got {num_categories!r}")
+    C = _check_num_components("num_categories", num_categories, minimum=2)
     X = _check_data("X", X, ndim=2, num_components=K, num_obs=num_obs, integer=True, low=0, high=C,
                     num_features=num_items)
     n = _num_obs("X", X, num_obs, K)
@@ -544,13 +554,11 @@ def dp_mixture(x=None, *, truncation: int = 10, num_obs: int | None = None, alph
     alpha_shape, alpha_rate, loc_mean, loc_scale, scale_scale : float
     subsample_size : int, optional
     """
-    T = _check_num_components("truncation", truncation)
-    if T < 2:
-        raise ModelError(f"argument `truncation`: expected an integer >= 2, got {truncation!r}")
+    T = _check_num_components("truncation", truncation, minimum=2)
     if _is_concrete(x) and np.ndim(x) not in (1, 2):
         raise DataError("x", "a 1- or 2-dimensional array", f"shape {np.shape(x)}")
     ndim = 1 if x is None else int(np.ndim(x))
-    x = _check_data("x", x, ndim=ndim, num_components=1, num_obs=num_obs)
+    x = _check_data("x", x, ndim=ndim, num_components=1, num_obs=num_obs, components_arg=None)
     n = _num_obs("x", x, num_obs, 1)
     alpha = numpyro.sample("alpha", dist.Gamma(alpha_shape, alpha_rate))
     with numpyro.plate("stick", T - 1):
@@ -621,6 +629,9 @@ def initial_values(model: Callable, data: Mapping[str, Any] | ModelData, *, seed
     name = _OBSERVED_ARG[model]
     if kwargs.get(name) is None:
         raise DataError(name, "the observed data (k-means initialisation needs them)", "None")
+    # The program's own checks (K, non-finite values, shape, counts, category range) on these
+    # arguments: a bad input raises the error the fit would raise, not NaN starting values.
+    handlers.trace(handlers.seed(model, jax.random.PRNGKey(0))).get_trace(**kwargs)
     x = np.asarray(kwargs[name], dtype=np.float64)
     K = int(kwargs.get("truncation" if model is dp_mixture else "num_components",
                        10 if model is dp_mixture else 2))
@@ -835,6 +846,8 @@ def _mixture_site(model: Callable, kwargs: dict, params: dict) -> tuple[str, Fin
 
 
 def _thin(samples: dict[str, np.ndarray], max_draws: int | None) -> dict[str, np.ndarray]:
+    if max_draws is not None:
+        _check_positive_int("max_draws", max_draws)
     n = next(iter(samples.values())).shape[0]
     if max_draws is None or n <= max_draws:
         return samples
@@ -916,6 +929,48 @@ def posterior_assignments(fit: Any, data=None, *, model=None, max_draws: int | N
     return np.asarray(hard_assignments(r.mean))
 
 
+def _check_grid(model: Callable, kwargs: Mapping[str, Any], grid: Any) -> np.ndarray:
+    """The grid as a float64 array, checked against the program's observations."""
+    try:
+        arr = np.asarray(grid)
+    except Exception as exc:  # ragged lists and such
+        raise DataError("grid", "an array-like of points", describe(grid), str(exc)) from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError("grid", "numeric values", f"dtype {arr.dtype}")
+    obs = _OBSERVED_ARG.get(model)
+    data = kwargs.get(obs) if obs else None
+    ndim = D = None
+    if model in (gaussian_mixture, poisson_mixture):
+        ndim = 1
+    elif model in (mvn_mixture, latent_class):
+        ndim = 2
+        D = kwargs.get("num_features" if model is mvn_mixture else "num_items")
+    elif model is dp_mixture:
+        ndim = int(np.ndim(data)) if data is not None else 1
+    if data is not None and np.ndim(data) == 2:
+        D = int(np.shape(data)[1])
+    if ndim is not None and arr.ndim != ndim:
+        want = "(G,) for a univariate model" if ndim == 1 else f"(G, {D if D is not None else 'D'}) for this model"
+        raise DataError("grid", f"a {ndim}-dimensional array of shape {want}", f"shape {arr.shape}")
+    if ndim == 2 and D is not None and arr.shape[1] != int(D):
+        raise DataError("grid", f"{D} columns (one per feature of the fitted data)", f"{arr.shape[1]} columns")
+    if arr.size == 0 or arr.shape[0] == 0:
+        raise DataError("grid", "at least one point", f"shape {arr.shape}")
+    bad = ~np.isfinite(arr.astype(np.float64))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError("grid", "finite values (no NaN or inf)",
+                        f"{int(bad.sum())} non-finite value(s), the first at index {idx}")
+    if model in (poisson_mixture, latent_class):
+        if not np.all(arr == np.round(arr)) or arr.min() < 0:
+            raise DataError("grid", "non-negative integer values (counts or category codes)",
+                            f"values from {arr.min()!r} to {arr.max()!r}")
+        C = int(kwargs.get("num_categories", 2))
+        if model is latent_class and arr.max() >= C:
+            raise DataError("grid", f"category codes < num_categories={C}", f"maximum {arr.max()!r}")
+    return arr.astype(np.float64)
+
+
 def posterior_predictive_density(fit: Any, grid: Any, *, data=None, model=None, max_draws: int | None = 1000,
                                  ci_prob: float = 0.9) -> DensityOnGrid:
     """Posterior predictive density of a new point on a grid.
@@ -934,8 +989,10 @@ def posterior_predictive_density(fit: Any, grid: Any, *, data=None, model=None, 
     DensityOnGrid
     """
     model, kwargs, samples = _resolve(fit, data, model)
+    grid = _check_grid(model, kwargs, grid)
+    if isinstance(ci_prob, bool) or not isinstance(ci_prob, (int, float, np.floating)) or not 0 < ci_prob < 1:
+        raise DataError("ci_prob", "a probability in (0, 1)", describe(ci_prob))
     samples = _thin(samples, max_draws)
-    grid = np.asarray(grid, dtype=np.float64)
     g = jnp.asarray(grid)
 
     def dens(mix):
@@ -969,6 +1026,7 @@ def sample_with_components(fit: Any, num_obs: int, *, seed: int = 0, data=None, 
     ForwardDraws
         ``values`` of shape (S, num_obs[, D]) and ``components`` of shape (S, num_obs).
     """
+    num_obs = _check_positive_int("num_obs", num_obs)
     model, kwargs, samples = _resolve(fit, data, model)
     samples = _thin(samples, max_draws)
     params = _latent_only(model, kwargs, samples)

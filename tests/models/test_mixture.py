@@ -443,6 +443,52 @@ def test_bad_input_raises_named_errors():
         pm.fit(mm.gaussian_mixture, {"x": np.ones(5), "num_components": 0}, num_chains=1, num_warmup=5, num_samples=5)
     with pytest.raises(DataError):
         mm.initial_values(mm.gaussian_mixture, {"x": np.ones(2), "num_components": 3})
+    # the programs' counts
+    with pytest.raises(ModelError, match=r"`num_categories`: expected an integer >= 2, got 'a'"):
+        _run(mm.latent_class, X=np.zeros((4, 2), int), num_categories="a")
+    with pytest.raises(ModelError, match=r"`truncation`: expected an integer >= 2, got 0"):
+        _run(mm.dp_mixture, x=np.ones(5), truncation=0)
+    with pytest.raises(DataError) as e:
+        _run(mm.dp_mixture, x=np.zeros(0))
+    assert e.value.argument == "x" and e.value.expected == "at least one observation" and e.value.got == "0"
+    assert "num_components" not in str(e.value)  # dp_mixture has no such argument
+    # initial_values checks its arguments as the program does
+    with pytest.raises(ModelError, match=r"`num_components`: expected an integer >= 1, got 0"):
+        mm.initial_values(mm.gaussian_mixture, {"x": np.ones(5), "num_components": 0})
+    with pytest.raises(DataError) as e:
+        mm.initial_values(mm.gaussian_mixture, {"x": np.array([0.0, np.nan, 1.0, 2.0]), "num_components": 2})
+    assert e.value.argument == "x" and "finite" in e.value.expected and "index (1,)" in e.value.got
+    with pytest.raises(ModelError, match="`truncation`"):
+        mm.initial_values(mm.dp_mixture, {"x": np.ones(5), "truncation": 1})
+    # the post-fit helpers
+    samples = {"weights": np.array([[0.4, 0.6]]), "loc": np.array([[-1.0, 1.0]]), "scale": np.array([[1.0, 1.0]])}
+    data = {"x": np.linspace(-2, 2, 10), "num_components": 2}
+    ppd = lambda grid, **kw: mm.posterior_predictive_density(samples, grid, data=data, model=mm.gaussian_mixture, **kw)
+    for grid, expected, got in ((np.ones((5, 2)), "1-dimensional array of shape (G,)", "shape (5, 2)"),
+                                (np.array([0.0, np.nan]), "finite values", "1 non-finite value(s)"),
+                                (np.array([]), "at least one point", "shape (0,)"),
+                                (["a", "b"], "numeric values", "dtype <U1")):
+        with pytest.raises(DataError) as e:
+            ppd(grid)
+        assert e.value.argument == "grid" and expected in e.value.expected and got in e.value.got, str(e.value)
+    with pytest.raises(DataError) as e:
+        mm.posterior_predictive_density({"weights": np.full((1, 2), 0.5), "loc_order": np.array([[-1.0, 1.0]]),
+                                         "loc_other": np.zeros((1, 2, 1)), "scale": np.ones((1, 2, 2))},
+                                        np.zeros((3, 3)), data={"X": np.ones((4, 2)), "covariance": "diag"},
+                                        model=mm.mvn_mixture)
+    assert e.value.argument == "grid" and "2 columns" in e.value.expected and "3 columns" in e.value.got
+    with pytest.raises(DataError) as e:
+        mm.posterior_predictive_density({"weights": np.full((1, 2), 0.5), "rate": np.array([[1.0, 5.0]])},
+                                        np.array([0.5, 2.0]), data={"y": np.arange(4)}, model=mm.poisson_mixture)
+    assert e.value.argument == "grid" and "integer" in e.value.expected
+    with pytest.raises(DataError, match="`ci_prob`"):
+        ppd(np.zeros(3), ci_prob=1.5)
+    with pytest.raises(DataError, match="`max_draws`"):
+        ppd(np.zeros(3), max_draws=0)
+    for bad in (-3, 0, 2.5):
+        with pytest.raises(DataError) as e:
+            mm.sample_with_components(samples, bad, data=data, model=mm.gaussian_mixture)
+        assert e.value.argument == "num_obs" and e.value.expected == "an integer >= 1" and e.value.got == repr(bad)
 
 
 def test_forward_simulation_through_the_workflow():
