@@ -328,11 +328,11 @@ def categorical_component_log_prob(X: jax.Array, probs: jax.Array) -> jax.Array:
     Array, shape (..., N, K)
     """
     X = jnp.asarray(X, dtype=jnp.int32)
-    log_probs = jnp.log(jnp.asarray(probs))  # (..., K, J, C)
-    C = log_probs.shape[-1]
-    onehot = jax.nn.one_hot(X, C, dtype=log_probs.dtype)  # (N, J, C)
-    # sum_j sum_c onehot[n, j, c] log p[k, j, c]; where(onehot) avoids 0 * -inf = NaN.
-    return jnp.einsum("njc,...kjc->...nk", onehot, jnp.where(jnp.isneginf(log_probs), -1e30, log_probs))
+    probs = jnp.asarray(probs)  # (..., K, J, C)
+    C = probs.shape[-1]
+    onehot = jax.nn.one_hot(X, C, dtype=probs.dtype)  # (N, J, C)
+    # sum_j sum_c onehot[n, j, c] log p[k, j, c], exactly -inf when a response has probability 0.
+    return _safe_log_dot("njc,...kjc->...nk", onehot, probs)
 
 
 def bernoulli_component_log_prob(X: jax.Array, probs: jax.Array) -> jax.Array:
@@ -350,9 +350,31 @@ def bernoulli_component_log_prob(X: jax.Array, probs: jax.Array) -> jax.Array:
     """
     X = jnp.asarray(X, dtype=jnp.result_type(float))
     probs = jnp.asarray(probs)
-    log_p = jnp.log(probs)
-    log_q = jnp.log1p(-probs)
-    return X @ jnp.swapaxes(log_p, -1, -2) + (1.0 - X) @ jnp.swapaxes(log_q, -1, -2)
+    # xlogy-style: at p = 0 (or 1) an item answered 0 (or 1) adds log 1 = 0, one answered 1
+    # (or 0) makes the component impossible (-inf); never 0 * -inf = NaN.
+    return (_safe_log_dot("nj,...kj->...nk", X, probs)
+            + _safe_log_dot("nj,...kj->...nk", 1.0 - X, 1.0 - probs, log1p_neg=probs))
+
+
+def _safe_log_dot(subscripts: str, weights: jax.Array, probs: jax.Array,
+                  log1p_neg: jax.Array | None = None) -> jax.Array:
+    """``einsum(subscripts, weights, log(probs))`` with ``0 * log 0 = 0`` and ``w * log 0 = -inf``.
+
+    ``weights`` are non-negative (counts, indicators). The finite part is one einsum over
+    ``log(probs)`` with zeros replaced by 1 (so its gradient stays finite); a second einsum of the
+    weights against the zero pattern marks the outputs that use a zero probability, which are
+    ``-inf``. ``log1p_neg``: compute the log as ``log1p(-log1p_neg)`` (``probs = 1 - log1p_neg``)
+    for accuracy near probability 1.
+    """
+    zero = probs <= 0
+    safe = jnp.where(zero, 1.0, probs)
+    if log1p_neg is None:
+        log_p = jnp.log(safe)
+    else:
+        log_p = jnp.where(zero, 0.0, jnp.log1p(-jnp.where(zero, 0.0, log1p_neg)))
+    finite = jnp.einsum(subscripts, weights, log_p)
+    uses_zero = jnp.einsum(subscripts, weights, zero.astype(log_p.dtype)) > 0
+    return jnp.where(uses_zero, -jnp.inf, finite)
 
 
 def stick_breaking_weights(fractions: jax.Array) -> jax.Array:

@@ -116,6 +116,40 @@ def test_component_densities_match_scipy():
         np.testing.assert_allclose(km.categorical_component_log_prob(Xb, p2), expected, rtol=1e-10)
 
 
+def test_bernoulli_and_categorical_at_probability_zero_and_one():
+    """xlogy semantics: 0 log 0 = 0, so an item with p in {0, 1} gives 0 or -inf, never NaN."""
+    with jax.enable_x64(True):
+        X = np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1], [1, 1, 1]])
+        pb = np.array([[0.0, 1.0, 0.3], [1.0, 0.0, 0.0], [0.2, 0.7, 1.0]])  # (K, J), boundaries included
+        expected = np.stack([stats.bernoulli.logpmf(X, pb[k]).sum(1) for k in range(3)], 1)
+        assert np.isneginf(expected).any() and np.isfinite(expected).any()  # both kinds of boundary cell
+        got = np.asarray(km.bernoulli_component_log_prob(X, pb))
+        assert not np.isnan(got).any()
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(expected))
+        np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-12)
+        # batched draws (S, K, J) broadcast the same way
+        batched = np.asarray(km.bernoulli_component_log_prob(X, np.stack([pb, pb[::-1]])))
+        np.testing.assert_array_equal(batched[0], got)
+        np.testing.assert_array_equal(batched[1], got[:, ::-1])
+        # the categorical kernel agrees, including the exact -inf
+        p2 = np.stack([1 - pb, pb], axis=-1)
+        cat = np.asarray(km.categorical_component_log_prob(X, p2))
+        np.testing.assert_array_equal(np.isneginf(cat), np.isneginf(expected))
+        np.testing.assert_allclose(cat[np.isfinite(expected)], expected[np.isfinite(expected)], rtol=1e-12)
+        # the mixture over such components: finite where some component can explain the point
+        ll = km.mixture_log_likelihood(jnp.asarray(got), jnp.log(jnp.array([0.3, 0.3, 0.4])))
+        ref = np_logsumexp(expected + np.log([0.3, 0.3, 0.4]), axis=1)
+        np.testing.assert_allclose(ll.pointwise, ref, rtol=1e-12)
+        # gradients with respect to the probabilities stay finite where the value is finite
+        mask = np.isfinite(expected)
+        g = jax.grad(lambda p: jnp.sum(jnp.where(mask, km.bernoulli_component_log_prob(X, p), 0.0)))(jnp.asarray(pb))
+        assert np.all(np.isfinite(np.asarray(g)))
+        inner = jnp.array([[0.2, 0.5, 0.3]])
+        g_inner = jax.grad(lambda p: jnp.sum(km.bernoulli_component_log_prob(X, p)))(inner)
+        ref_g = (X / np.asarray(inner) - (1 - X) / (1 - np.asarray(inner))).sum(0)
+        np.testing.assert_allclose(g_inner[0], ref_g, rtol=1e-12)
+
+
 def test_batched_draws_broadcast():
     rng = _rng(4)
     x = rng.normal(size=11)
