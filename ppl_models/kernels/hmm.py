@@ -30,8 +30,18 @@ Two number representations, chosen by ``scaling`` (forward/backward only)
   classic "scaling" implementation, matrix products instead of log-sum-exp); faster.
 
 Both keep the messages normalised, so float32 stays finite and accurate at T = 100,000.
-The library functions do not ``jit`` themselves; ``method``, ``scaling`` and ``num_samples``
-are static arguments when the caller does.
+
+Compilation and checks
+----------------------
+Every public function is a thin Python layer over a ``jax.jit``-compiled core (``method``,
+``scaling``, ``num_samples`` and ``num_timesteps`` static): a direct call compiles once per
+shape and then runs compiled, and the functions compose with ``jit``, ``vmap`` and ``grad``
+(inside an outer ``jit`` the inner one is inlined). The Python layer checks shapes, names
+and ragged lists (a :class:`~ppl_models.errors.DataError` naming the argument) and, when the
+values are concrete (not traced), that ``exp(log_initial)`` and every row of
+``exp(log_transition)`` sum to one (within 1e-4). Under ``jit``/``vmap``/``grad`` the values
+are traced and that check cannot run: it is the caller's job there (the NumPyro programs of
+:mod:`ppl_models.models.hmm` check their probabilities). The kernels import no NumPyro.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.scipy.special import logsumexp
 
@@ -135,26 +146,112 @@ class PathSample(NamedTuple):
 # argument handling
 
 
-def _check(log_initial, log_transition, log_likelihoods, method, scaling="log"):
+def _as_array(name, x):
+    """``x`` as an array, for the checks outside ``jit``; ``None`` stays ``None``.
+
+    Arrays (NumPy, JAX, tracers) pass untouched. Python lists and tuples are converted here,
+    so that a ragged list gets an error naming its argument (and a long list does not become
+    a pytree of thousands of scalars at the ``jit`` boundary)."""
+    if x is None or isinstance(x, (jax.Array, np.ndarray, np.generic)):
+        return x
+    try:
+        out = np.asarray(x)
+    except ValueError:  # NumPy >= 1.24: inhomogeneous shape
+        shapes = [np.shape(e) if not isinstance(e, (list, tuple)) else len(e) for e in x] \
+            if isinstance(x, (list, tuple)) else "?"
+        raise DataError(name, "a rectangular array (pad sequences of different lengths and pass "
+                        "`lengths`)", f"a ragged sequence (element lengths/shapes {shapes})") from None
+    except TypeError:  # e.g. a list of traced arrays
+        return jnp.asarray(x)
+    if out.dtype == object:
+        raise DataError(name, "a numeric array (pad sequences of different lengths and pass `lengths`)",
+                        "an object array (ragged input?)")
+    return out
+
+
+def _is_concrete(x) -> bool:
+    return x is not None and not isinstance(x, jax.core.Tracer)
+
+
+def _check_log_distributions(name, x, axis_name):
+    """Raise unless every row of the concrete array ``x`` is a log-probability vector.
+
+    Only concrete values are checked (a direct call, or NumPy input): inside ``jit``, ``vmap``
+    or ``grad`` the values are traced and cannot be inspected; the NumPyro programs check the
+    probabilities themselves (:func:`ppl_models.models.hmm.check_hmm_parameters`).
+    """
+    if not _is_concrete(x):
+        return
+    a = np.asarray(x)
+    if a.size == 0 or a.dtype.kind != "f":
+        return
+    # The fast path (a few microseconds: this runs on every direct call): the sums of the
+    # exponentials, within 1e-4 of one (NaN fails the comparison, an overflow gives inf).
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = np.sum(np.exp(a), axis=-1, dtype=np.float64)
+    if np.all(np.abs(sums - 1.0) <= _SUM_TOLERANCE):
+        return
+    sums = np.atleast_1d(sums)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= _SUM_TOLERANCE))
+    i = int(bad[0])
+    where = f"{axis_name} {i} " if a.ndim == 2 else ""
+    raise DataError(name, f"log-probabilities: exp({name}) "
+                    + ("summing to one along each row" if a.ndim == 2 else "summing to one"),
+                    f"{where}exp() summing to {sums[i]:.6g}")
+
+
+#: How far from one the sums of exp(log_initial) and of each row of exp(log_transition) may be
+#: (as :func:`ppl_models.models.hmm.check_hmm_parameters`; float32 log-probabilities sum to one
+#: within ~1e-6).
+_SUM_TOLERANCE = 1e-4
+
+
+def _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, scaling="log"):
+    """Checks of the public entry points, outside ``jit`` (they read shapes and, for concrete
+    inputs, values). Returns the arguments as arrays (lists converted)."""
     if method not in _METHODS:
         raise DataError("method", f"one of {_METHODS}", repr(method))
     if scaling not in _SCALINGS:
         raise DataError("scaling", f"one of {_SCALINGS}", repr(scaling))
+    log_initial = _as_array("log_initial", log_initial)
+    log_transition = _as_array("log_transition", log_transition)
+    log_likelihoods = _as_array("log_likelihoods", log_likelihoods)
+    mask = _as_array("mask", mask)
+    lengths = _as_array("lengths", lengths)
+    if np.ndim(log_initial) != 1:
+        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {np.shape(log_initial)}")
+    K = np.shape(log_initial)[0]
+    if np.shape(log_transition) != (K, K):
+        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {np.shape(log_transition)}")
+    shape = np.shape(log_likelihoods)
+    if len(shape) not in (2, 3) or shape[-1] != K:
+        raise DataError("log_likelihoods", f"an array of shape (T, {K}) or (B, T, {K})", f"shape {shape}")
+    if shape[-2] < 1:
+        raise DataError("log_likelihoods", "at least one time step", "0 time steps")
+    if mask is not None and np.shape(mask) != shape[:-1]:
+        raise DataError("mask", f"a boolean array of shape {shape[:-1]}", f"shape {np.shape(mask)}")
+    if lengths is not None:
+        if np.shape(lengths) != shape[:-2]:
+            raise DataError("lengths", f"an integer array of shape {shape[:-2]}", f"shape {np.shape(lengths)}")
+        if _is_concrete(lengths) and not np.issubdtype(np.asarray(lengths).dtype, np.integer):
+            raise DataError("lengths", "integers", f"dtype {np.asarray(lengths).dtype}")
+    _check_log_distributions("log_initial", log_initial, "entry")
+    _check_log_distributions("log_transition", log_transition, "row")
+    return log_initial, log_transition, log_likelihoods, mask, lengths
+
+
+def _cast(log_initial, log_transition, log_likelihoods):
+    """The three model arrays in one floating dtype (at least float32); inside ``jit``."""
     log_initial = jnp.asarray(log_initial)
     log_transition = jnp.asarray(log_transition)
     log_likelihoods = jnp.asarray(log_likelihoods)
-    if log_initial.ndim != 1:
-        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {log_initial.shape}")
-    K = log_initial.shape[0]
-    if log_transition.shape != (K, K):
-        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {log_transition.shape}")
-    if log_likelihoods.ndim not in (2, 3) or log_likelihoods.shape[-1] != K:
-        raise DataError("log_likelihoods", f"an array of shape (T, {K}) or (B, T, {K})",
-                        f"shape {log_likelihoods.shape}")
-    if log_likelihoods.shape[-2] < 1:
-        raise DataError("log_likelihoods", "at least one time step", "0 time steps")
     dtype = jnp.result_type(log_initial.dtype, log_transition.dtype, log_likelihoods.dtype, jnp.float32)
     return log_initial.astype(dtype), log_transition.astype(dtype), log_likelihoods.astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("num_timesteps",))
+def _lengths_to_mask(lengths, num_timesteps):
+    return jnp.arange(num_timesteps) < jnp.asarray(lengths)[..., None]
 
 
 def lengths_to_mask(lengths, num_timesteps: int) -> jax.Array:
@@ -166,28 +263,21 @@ def lengths_to_mask(lengths, num_timesteps: int) -> jax.Array:
     num_timesteps : int
         T, the padded length.
     """
-    return jnp.arange(num_timesteps) < jnp.asarray(lengths)[..., None]
+    return _lengths_to_mask(_as_array("lengths", lengths), num_timesteps=int(num_timesteps))
 
 
 def _batch_args(log_likelihoods, mask, lengths):
-    """Masks of observed and of valid (not padded) steps, shaped like ``log_likelihoods[..., 0]``."""
+    """Masks of observed and of valid (not padded) steps, shaped like ``log_likelihoods[..., 0]``
+    (shapes were checked by :func:`_check`)."""
     shape = log_likelihoods.shape[:-1]
     T = shape[-1]
-    if mask is None:
-        observed = jnp.ones(shape, bool)
-    else:
-        observed = jnp.asarray(mask, bool)
-        if observed.shape != shape:
-            raise DataError("mask", f"a boolean array of shape {shape}", f"shape {observed.shape}")
+    observed = jnp.ones(shape, bool) if mask is None else jnp.asarray(mask, bool)
     if lengths is None:
         # None, not an all-True array: the kernels then skip every padding select (a static
         # choice; the selects cost up to ~2x in the sequential scans).
         valid = None
     else:
-        lengths = jnp.asarray(lengths)
-        if lengths.shape != shape[:-1]:
-            raise DataError("lengths", f"an integer array of shape {shape[:-1]}", f"shape {lengths.shape}")
-        valid = lengths_to_mask(lengths, T)
+        valid = jnp.arange(T) < jnp.asarray(lengths)[..., None]
     return observed, valid
 
 
@@ -451,6 +541,20 @@ def _masked_ll(ll, observed):
     return jnp.where(observed[..., None], ll, jnp.zeros_like(ll))
 
 
+@functools.partial(jax.jit, static_argnames=("method", "scaling"))
+def _forward_log_prob(log_initial, log_transition, log_likelihoods, mask, lengths, *, method, scaling):
+    log_pi, log_A, ll = _cast(log_initial, log_transition, log_likelihoods)
+    observed, valid = _batch_args(ll, mask, lengths)
+    ll = _masked_ll(ll, observed)
+
+    def single(ll_s, obs_s, valid_s):
+        if method == "sequential":
+            return _seq_log_prob(log_pi, log_A, ll_s, valid_s, scaling)
+        return _assoc_forward(log_pi, log_A, ll_s, valid_s, scaling)[1]
+
+    return _batched(single, ll, observed, valid)
+
+
 def forward_log_prob(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
                      method: str = "sequential", scaling: str = "log") -> jax.Array:
     """Marginal log-likelihood log p(x) by the forward algorithm.
@@ -473,15 +577,27 @@ def forward_log_prob(log_initial, log_transition, log_likelihoods, *, mask=None,
     -------
     Array ``()`` or ``(B,)``
         log p(x_{0:T-1}). Differentiable in all three parameter arrays.
+
+    Raises
+    ------
+    DataError
+        Naming the argument: a wrong shape, a ragged list, an unknown ``method`` or
+        ``scaling``, or (for concrete, i.e. not traced, inputs) ``log_initial`` or a row of
+        ``log_transition`` that is not a log-probability vector.
     """
-    log_pi, log_A, ll = _check(log_initial, log_transition, log_likelihoods, method, scaling)
+    args = _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, scaling)
+    return _forward_log_prob(*args, method=method, scaling=scaling)
+
+
+@functools.partial(jax.jit, static_argnames=("method", "scaling"))
+def _forward_filter(log_initial, log_transition, log_likelihoods, mask, lengths, *, method, scaling):
+    log_pi, log_A, ll = _cast(log_initial, log_transition, log_likelihoods)
     observed, valid = _batch_args(ll, mask, lengths)
     ll = _masked_ll(ll, observed)
 
     def single(ll_s, obs_s, valid_s):
-        if method == "sequential":
-            return _seq_log_prob(log_pi, log_A, ll_s, valid_s, scaling)
-        return _assoc_forward(log_pi, log_A, ll_s, valid_s, scaling)[1]
+        log_filtered, total, steps = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
+        return FilterResult(total, jnp.exp(log_filtered), steps)
 
     return _batched(single, ll, observed, valid)
 
@@ -497,15 +613,8 @@ def forward_filter(log_initial, log_transition, log_likelihoods, *, mask=None, l
     FilterResult
         ``log_prob`` ``()``/``(B,)`` and ``filtered_probs`` ``(T, K)``/``(B, T, K)``.
     """
-    log_pi, log_A, ll = _check(log_initial, log_transition, log_likelihoods, method, scaling)
-    observed, valid = _batch_args(ll, mask, lengths)
-    ll = _masked_ll(ll, observed)
-
-    def single(ll_s, obs_s, valid_s):
-        log_filtered, total, steps = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
-        return FilterResult(total, jnp.exp(log_filtered), steps)
-
-    return _batched(single, ll, observed, valid)
+    args = _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, scaling)
+    return _forward_filter(*args, method=method, scaling=scaling)
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,23 +642,9 @@ def _normalise_rows(log_p):
     return jnp.exp(log_p - _finite_or_zero(logsumexp(log_p, axis=-1, keepdims=True)))
 
 
-def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
-                     method: str = "sequential", scaling: str = "log") -> SmootherResult:
-    """Posterior state marginals p(z_t | x_{0:T-1}) by the forward-backward algorithm.
-
-    With ``method="sequential"`` the backward pass is the classic recursion; with
-    ``"associative"`` the smoothed marginals are the gradient of log p(x) with respect to the
-    emission log-likelihoods (d log p(x) / d log p(x_t | z_t = k) = p(z_t = k | x)), which
-    reverse-mode differentiation of the parallel scan computes in parallel too.
-
-    Parameters are those of :func:`forward_log_prob`.
-
-    Returns
-    -------
-    SmootherResult
-        ``log_prob``, ``filtered_probs`` and ``smoothed_probs`` (rows of padded steps are 0).
-    """
-    log_pi, log_A, ll = _check(log_initial, log_transition, log_likelihoods, method, scaling)
+@functools.partial(jax.jit, static_argnames=("method", "scaling"))
+def _forward_backward(log_initial, log_transition, log_likelihoods, mask, lengths, *, method, scaling):
+    log_pi, log_A, ll = _cast(log_initial, log_transition, log_likelihoods)
     observed, valid = _batch_args(ll, mask, lengths)
     ll = _masked_ll(ll, observed)
 
@@ -573,6 +668,26 @@ def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None,
         return SmootherResult(total, jnp.exp(log_filtered), smoothed)
 
     return _batched(single, ll, observed, valid)
+
+
+def forward_backward(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
+                     method: str = "sequential", scaling: str = "log") -> SmootherResult:
+    """Posterior state marginals p(z_t | x_{0:T-1}) by the forward-backward algorithm.
+
+    With ``method="sequential"`` the backward pass is the classic recursion; with
+    ``"associative"`` the smoothed marginals are the gradient of log p(x) with respect to the
+    emission log-likelihoods (d log p(x) / d log p(x_t | z_t = k) = p(z_t = k | x)), which
+    reverse-mode differentiation of the parallel scan computes in parallel too.
+
+    Parameters are those of :func:`forward_log_prob`.
+
+    Returns
+    -------
+    SmootherResult
+        ``log_prob``, ``filtered_probs`` and ``smoothed_probs`` (rows of padded steps are 0).
+    """
+    args = _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, scaling)
+    return _forward_backward(*args, method=method, scaling=scaling)
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,6 +782,18 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
     return _sel(valid, path, jnp.full_like(path, -1)), log_prob
 
 
+@functools.partial(jax.jit, static_argnames=("method",))
+def _viterbi(log_initial, log_transition, log_likelihoods, mask, lengths, *, method):
+    log_pi, log_A, ll = _cast(log_initial, log_transition, log_likelihoods)
+    observed, valid = _batch_args(ll, mask, lengths)
+    ll = _masked_ll(ll, observed)
+
+    def single(ll_s, obs_s, valid_s):
+        return ViterbiResult(*_viterbi_single(log_pi, log_A, ll_s, valid_s, method))
+
+    return _batched(single, ll, observed, valid)
+
+
 def viterbi(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
             method: str = "sequential") -> ViterbiResult:
     """Most probable state path argmax_z p(z, x) and its joint log-probability.
@@ -679,14 +806,8 @@ def viterbi(log_initial, log_transition, log_likelihoods, *, mask=None, lengths=
     ViterbiResult
         ``path`` int32 ``(T,)``/``(B, T)`` (``-1`` at padded steps) and ``log_prob``.
     """
-    log_pi, log_A, ll = _check(log_initial, log_transition, log_likelihoods, method)
-    observed, valid = _batch_args(ll, mask, lengths)
-    ll = _masked_ll(ll, observed)
-
-    def single(ll_s, obs_s, valid_s):
-        return ViterbiResult(*_viterbi_single(log_pi, log_A, ll_s, valid_s, method))
-
-    return _batched(single, ll, observed, valid)
+    args = _check(log_initial, log_transition, log_likelihoods, mask, lengths, method)
+    return _viterbi(*args, method=method)
 
 
 # --------------------------------------------------------------------------------------------
@@ -721,6 +842,26 @@ def _backward_sample(key, log_filtered, log_A, valid, method):
     return _sel(valid, path, jnp.full_like(path, -1))
 
 
+@functools.partial(jax.jit, static_argnames=("num_samples", "method", "scaling"))
+def _ffbs(key, log_initial, log_transition, log_likelihoods, mask, lengths, *, num_samples, method, scaling):
+    log_pi, log_A, ll = _cast(log_initial, log_transition, log_likelihoods)
+    observed, valid = _batch_args(ll, mask, lengths)
+    ll = _masked_ll(ll, observed)
+
+    def single(ll_s, obs_s, valid_s, key_s):
+        log_filtered, total, _ = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
+        if num_samples is None:
+            paths = _backward_sample(key_s, log_filtered, log_A, valid_s, method)
+        else:
+            keys = jax.random.split(key_s, num_samples)
+            paths = jax.vmap(lambda k: _backward_sample(k, log_filtered, log_A, valid_s, method))(keys)
+        return PathSample(paths, total)
+
+    if ll.ndim == 2:
+        return single(ll, observed, valid, key)
+    return jax.vmap(single)(ll, observed, valid, jax.random.split(key, ll.shape[0]))
+
+
 def ffbs(key, log_initial, log_transition, log_likelihoods, *, mask=None, lengths=None,
          num_samples: int | None = None, method: str = "sequential",
          scaling: str = "log") -> PathSample:
@@ -742,26 +883,33 @@ def ffbs(key, log_initial, log_transition, log_likelihoods, *, mask=None, length
         ``paths`` int32 ``(T,)``, ``(S, T)``, ``(B, T)`` or ``(B, S, T)`` (``-1`` at padded
         steps) and ``log_prob`` log p(x).
     """
-    log_pi, log_A, ll = _check(log_initial, log_transition, log_likelihoods, method, scaling)
-    observed, valid = _batch_args(ll, mask, lengths)
-    ll = _masked_ll(ll, observed)
-
-    def single(ll_s, obs_s, valid_s, key_s):
-        log_filtered, total, _ = _forward(log_pi, log_A, ll_s, valid_s, method, scaling)
-        if num_samples is None:
-            paths = _backward_sample(key_s, log_filtered, log_A, valid_s, method)
-        else:
-            keys = jax.random.split(key_s, num_samples)
-            paths = jax.vmap(lambda k: _backward_sample(k, log_filtered, log_A, valid_s, method))(keys)
-        return PathSample(paths, total)
-
-    if ll.ndim == 2:
-        return single(ll, observed, valid, key)
-    return jax.vmap(single)(ll, observed, valid, jax.random.split(key, ll.shape[0]))
+    args = _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, scaling)
+    if num_samples is not None:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+            raise DataError("num_samples", "a positive integer or None", repr(num_samples))
+        num_samples = int(num_samples)
+    return _ffbs(key, *args, num_samples=num_samples, method=method, scaling=scaling)
 
 
 # --------------------------------------------------------------------------------------------
 # forward simulation
+
+
+@functools.partial(jax.jit, static_argnames=("num_timesteps",))
+def _sample_states(key, log_initial, log_transition, *, num_timesteps):
+    log_initial = jnp.asarray(log_initial)
+    log_transition = jnp.asarray(log_transition)
+    k0, k_rest = jax.random.split(key)
+    z0 = jax.random.categorical(k0, log_initial).astype(jnp.int32)
+    if num_timesteps == 1:
+        return z0[None]
+
+    def step(z, k):
+        z_new = jax.random.categorical(k, log_transition[z]).astype(jnp.int32)
+        return z_new, z_new
+
+    _, rest = lax.scan(step, z0, jax.random.split(k_rest, num_timesteps - 1))
+    return jnp.concatenate([z0[None], rest])
 
 
 def sample_states(key, log_initial, log_transition, num_timesteps: int) -> jax.Array:
@@ -779,16 +927,15 @@ def sample_states(key, log_initial, log_transition, num_timesteps: int) -> jax.A
     -------
     int32 Array ``(T,)``
     """
-    log_initial = jnp.asarray(log_initial)
-    log_transition = jnp.asarray(log_transition)
-    k0, k_rest = jax.random.split(key)
-    z0 = jax.random.categorical(k0, log_initial).astype(jnp.int32)
-    if num_timesteps == 1:
-        return z0[None]
-
-    def step(z, k):
-        z_new = jax.random.categorical(k, log_transition[z]).astype(jnp.int32)
-        return z_new, z_new
-
-    _, rest = lax.scan(step, z0, jax.random.split(k_rest, num_timesteps - 1))
-    return jnp.concatenate([z0[None], rest])
+    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
+        raise DataError("num_timesteps", "a positive integer", repr(num_timesteps))
+    log_initial = _as_array("log_initial", log_initial)
+    log_transition = _as_array("log_transition", log_transition)
+    if np.ndim(log_initial) != 1:
+        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {np.shape(log_initial)}")
+    K = np.shape(log_initial)[0]
+    if np.shape(log_transition) != (K, K):
+        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {np.shape(log_transition)}")
+    _check_log_distributions("log_initial", log_initial, "entry")
+    _check_log_distributions("log_transition", log_transition, "row")
+    return _sample_states(key, log_initial, log_transition, num_timesteps=int(num_timesteps))

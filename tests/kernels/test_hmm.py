@@ -338,8 +338,94 @@ def test_sample_states_transition_frequencies():
     assert np.all(np.abs(freq - A) < 5 * se)
 
 
+PUBLIC_CALLS = {
+    "forward_log_prob": lambda k, p, a, e: H.forward_log_prob(p, a, e, scaling="normalized"),
+    "forward_filter": lambda k, p, a, e: H.forward_filter(p, a, e),
+    "forward_backward": lambda k, p, a, e: H.forward_backward(p, a, e, method="associative"),
+    "viterbi": lambda k, p, a, e: H.viterbi(p, a, e, lengths=np.array([6, 3])),
+    "ffbs": lambda k, p, a, e: H.ffbs(k, p, a, e, num_samples=3),
+    "sample_states": lambda k, p, a, e: H.sample_states(k, p, a, 6),
+    "lengths_to_mask": lambda k, p, a, e: H.lengths_to_mask(np.array([6, 3]), 6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_CALLS))
+def test_public_entry_points_are_jit_compiled(name):
+    """A direct call of every public kernel stages out as one compiled (``jit``) computation,
+    gives what the same call inside an outer ``jit`` gives, and composes with vmap."""
+    rng = np.random.default_rng(11)
+    log_pi, log_A, _ = random_hmm(rng, 3, 1)
+    ll = rng.normal(size=(2, 6, 3))
+    key = jax.random.key(3)
+    call = PUBLIC_CALLS[name]
+    jaxpr = jax.make_jaxpr(call)(key, log_pi, log_A, ll)
+    assert [e.primitive.name for e in jaxpr.eqns] == ["jit"], jaxpr
+    direct = call(key, log_pi, log_A, ll)
+    outer = jax.jit(call)(key, log_pi, log_A, ll)
+    for a, b in zip(jax.tree.leaves(direct), jax.tree.leaves(outer)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    # composable under vmap (a batch axis on the emission log-likelihoods)
+    if name in ("forward_log_prob", "forward_filter", "forward_backward"):
+        mapped = jax.vmap(lambda e: call(key, log_pi, log_A, e))(ll)
+        for a, b in zip(jax.tree.leaves(mapped), jax.tree.leaves(direct)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_direct_calls_compile_once_per_shape_and_differentiate():
+    rng = np.random.default_rng(12)
+    log_pi, log_A, ll = random_hmm(rng, 3, 9)
+    with jax.enable_x64(True):
+        before = H._forward_log_prob._cache_size()
+        a = H.forward_log_prob(log_pi, log_A, ll)
+        b = H.forward_log_prob(log_pi, log_A, ll + 1.0)  # new values, same shapes: no retrace
+        assert H._forward_log_prob._cache_size() == before + 1
+        np.testing.assert_allclose(b, a + 9.0, rtol=1e-12)
+        total, _, _, _, _ = brute_force(log_pi, log_A, ll)
+        np.testing.assert_allclose(a, total, rtol=1e-12)
+        g = jax.grad(lambda e: H.forward_log_prob(log_pi, log_A, e))(ll)
+        np.testing.assert_allclose(g, fb(log_pi, log_A, ll).smoothed_probs, atol=1e-10)
+
+
 def test_bad_arguments_name_the_argument():
     log_pi, log_A, ll = np.log(np.ones(2) / 2), np.log(np.ones((2, 2)) / 2), np.zeros((4, 2))
+    # ragged Python lists, here and under every public function
+    ragged = [[[0.0, 0.0]] * 3, [[0.0, 0.0]] * 2]
+    for f in (H.forward_log_prob, H.forward_filter, H.forward_backward, H.viterbi):
+        with pytest.raises(DataError, match="log_likelihoods.*ragged"):
+            f(log_pi, log_A, ragged)
+    with pytest.raises(DataError, match="log_likelihoods.*ragged"):
+        H.ffbs(jax.random.key(0), log_pi, log_A, ragged)
+    with pytest.raises(DataError, match="mask.*ragged"):
+        H.forward_log_prob(log_pi, log_A, np.zeros((2, 3, 2)), mask=[[True] * 3, [True] * 2])
+    with pytest.raises(DataError, match="log_transition.*ragged"):
+        H.viterbi(log_pi, [[0.0, 0.0], [0.0]], ll)
+    # the same data padded, with lengths, is accepted
+    padded = H.forward_log_prob(log_pi, log_A, [[[0.0, 0.0]] * 3, [[0.0, 0.0]] * 2 + [[9.0, 9.0]]],
+                                lengths=[3, 2])
+    np.testing.assert_allclose(padded, [0.0, 0.0], atol=1e-6)
+    # rows of exp(log_transition) and exp(log_initial) must sum to one (checked on concrete values)
+    bad_A = np.log(np.array([[0.5, 0.5], [0.7, 0.7]]))
+    for call in (lambda: H.forward_log_prob(log_pi, bad_A, ll), lambda: H.viterbi(log_pi, bad_A, ll),
+                 lambda: H.forward_backward(log_pi, bad_A, ll), lambda: H.forward_filter(log_pi, bad_A, ll),
+                 lambda: H.ffbs(jax.random.key(0), log_pi, bad_A, ll),
+                 lambda: H.sample_states(jax.random.key(0), log_pi, bad_A, 5)):
+        with pytest.raises(DataError, match=r"log_transition.*row 1 exp\(\) summing to 1.4"):
+            call()
+    with pytest.raises(DataError, match="log_transition"):
+        H.forward_log_prob(log_pi, np.array([[0.0, np.nan], [0.0, -np.inf]]), ll)
+    with pytest.raises(DataError, match="log_initial.*summing to 2"):
+        H.forward_log_prob(np.zeros(2), log_A, ll)
+    # structural zeros (-inf) are fine
+    with np.errstate(divide="ignore"):
+        H.forward_log_prob(np.log([1.0, 0.0]), np.log(np.array([[0.5, 0.5], [0.0, 1.0]])), ll)
+    # traced values cannot be checked: under jit the caller is responsible (documented)
+    assert np.isfinite(fwd(log_pi, bad_A, ll))
+    with pytest.raises(DataError, match="num_samples"):
+        H.ffbs(jax.random.key(0), log_pi, log_A, ll, num_samples=0)
+    with pytest.raises(DataError, match="num_timesteps"):
+        H.sample_states(jax.random.key(0), log_pi, log_A, 0)
+    with pytest.raises(DataError, match="lengths.*integers"):
+        H.forward_log_prob(log_pi, log_A, np.zeros((2, 4, 2)), lengths=np.array([4.0, 2.5]))
     with pytest.raises(DataError, match="log_transition"):
         fwd(log_pi, np.zeros((2, 3)), ll)
     with pytest.raises(DataError, match="log_likelihoods"):
