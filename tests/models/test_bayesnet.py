@@ -677,6 +677,51 @@ def test_svi_recovers_the_tables(two_node):
         np.testing.assert_allclose(post.tables[v].mean(axis=0), exact.tables[v].mean(axis=0), atol=0.02)
 
 
+def _two_node_exact_posterior_mean(frame):
+    """Posterior means of the two-node tables (Dirichlet(1) rows) by quadrature on a grid.
+
+    Three free numbers: ``p(a=x)``, ``p(b=u | a=x)``, ``p(b=u | a=y)``; a row with ``a``
+    missing contributes ``p(b)``, a row with ``b`` missing ``p(a)``, so the posterior of the
+    tables does not factorize and has no closed form.
+    """
+    a = frame["a"].map({"x": 0, "y": 1}).to_numpy(float)
+    b = frame["b"].map({"u": 0, "v": 1}).to_numpy(float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    n = {(i, j): int(np.sum(both & (a == i) & (b == j))) for i in (0, 1) for j in (0, 1)}
+    na = [int(np.sum(np.isnan(b) & (a == i))) for i in (0, 1)]
+    nb = [int(np.sum(np.isnan(a) & (b == j))) for j in (0, 1)]
+    axes = []
+    for centre in (0.3, 0.9, 0.2):  # the generating values: the posterior lies within +-0.13
+        axes.append(np.linspace(max(centre - 0.13, 1e-3), min(centre + 0.13, 1 - 1e-3), 161))
+    ta, tx, ty = np.meshgrid(*axes, indexing="ij")
+    pbu = ta * tx + (1 - ta) * ty
+    loglik = (n[0, 0] * np.log(ta * tx) + n[0, 1] * np.log(ta * (1 - tx))
+              + n[1, 0] * np.log((1 - ta) * ty) + n[1, 1] * np.log((1 - ta) * (1 - ty))
+              + na[0] * np.log(ta) + na[1] * np.log(1 - ta)
+              + nb[0] * np.log(pbu) + nb[1] * np.log(1 - pbu))
+    w = np.exp(loglik - loglik.max())
+    # the box holds the posterior: its faces carry a negligible weight
+    faces = max(w[[0, -1]].max(), w[:, [0, -1]].max(), w[:, :, [0, -1]].max())
+    assert faces < 1e-6
+    w /= w.sum()
+    return {"a": np.array([(w * ta).sum(), 1 - (w * ta).sum()]),
+            "b": np.array([[(w * tx).sum(), 1 - (w * tx).sum()], [(w * ty).sum(), 1 - (w * ty).sum()]])}
+
+
+def test_svi_with_missing_values_recovers_the_exact_posterior_mean(two_node):
+    frame = two_node.sample(1500, seed=4).astype(object)
+    frame = frame.mask(np.random.default_rng(2).random(frame.shape) < 0.2)  # ~20% missing
+    assert 0.18 < frame.isna().to_numpy().mean() < 0.22
+    post = bn.fit_cpts(two_node, frame, method="svi", num_steps=800, learning_rate=0.05,
+                       num_posterior_draws=400, seed=0)
+    exact = _two_node_exact_posterior_mean(frame)
+    for v in two_node.nodes:
+        np.testing.assert_allclose(post.tables[v].mean(axis=0), exact[v], atol=0.01)
+    # filling the holes with the first state instead of summing them out would be far off
+    filled = bn.fit_cpts(two_node, frame.fillna({"a": "x", "b": "u"}), method="exact", num_draws=200)
+    assert np.abs(filled.tables["a"].mean(axis=0) - exact["a"]).max() > 0.05
+
+
 @pytest.mark.slow
 def test_sbc_passes_for_the_tables_complete_and_with_missing_values(two_node):
     from ppl_models.diagnostics import sbc
