@@ -294,6 +294,12 @@ class MarginalHMM(dist.Distribution):
     returns the states too). Emission values at padded steps of a draw are draws as well and
     carry no meaning. When the parameters are concrete arrays they are checked
     (:func:`check_hmm_parameters`).
+
+    Values outside the emission's support (a category outside the alphabet, a negative
+    count) give ``log_prob = -inf``, NumPyro's convention (with its "Out-of-support" warning
+    when validation is on). The programs (:func:`categorical_hmm`, :func:`poisson_hmm`, ...)
+    check their data before that, so ``ppl_models.fit``, ``log_joint`` and ``sample_prior``
+    on them raise a :class:`~ppl_models.errors.DataError` naming ``obs`` instead.
     """
 
     arg_constraints: dict = {}

@@ -169,6 +169,28 @@ def test_bad_input_names_the_argument(case):
             handlers.seed(hmm.poisson_hmm, 0)(obs=None)
 
 
+def test_out_of_support_values_are_minus_inf_in_the_distribution_and_errors_in_the_programs():
+    """MarginalHMM.log_prob follows NumPyro's convention for values outside the support (-inf,
+    with NumPyro's warning when validation is on); the programs check their data first, so the
+    workflow (fit by NUTS or SVI, log_joint) raises a DataError naming `obs`."""
+    probs = jnp.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    d_cat = hmm.MarginalHMM(PI, A, dist.Categorical(probs=probs), 3, validate_args=True)
+    d_poi = hmm.MarginalHMM(PI, A, dist.Poisson(jnp.array([1.0, 5.0])), 3, validate_args=True)
+    with pytest.warns(UserWarning, match="Out-of-support"):
+        assert float(d_cat.log_prob(np.array([0, 1, 3]))) == -np.inf
+    with pytest.warns(UserWarning, match="Out-of-support"):
+        assert float(d_poi.log_prob(np.array([0, -1, 3]))) == -np.inf
+    assert np.isfinite(float(d_cat.log_prob(np.array([0, 1, 2]))))
+    with pytest.raises(DataError, match=r"obs.*categories in 0\.\.2.*category 3"):
+        pm.fit(hmm.categorical_hmm, {"obs": np.array([0, 1, 3]), "num_categories": 3}, method="svi",
+               num_steps=2)
+    with pytest.raises(DataError, match=r"obs.*categories in 0\.\.2"):
+        pm.fit(hmm.categorical_hmm, {"obs": np.array([0, 1, 3]), "num_categories": 3}, num_chains=1,
+               num_warmup=1, num_samples=1)
+    with pytest.raises(DataError, match="obs.*non-negative counts"):
+        pm.log_joint(hmm.poisson_hmm, {"obs": np.array([1, -2, 3])}, {})
+
+
 # --------------------------------------------------------------------------------------------
 # fits
 
