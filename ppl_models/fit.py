@@ -4,7 +4,13 @@ A ``Fit`` holds the posterior draws (``(chain, draw, ...)`` arrays), the sampler
 the data and the program that made them. It is the one place that builds ArviZ output
 (:meth:`Fit.to_arviz`), and it saves to / loads from netCDF through ArviZ's own writer with
 nothing lost: draws, statistics, log-likelihood, observed and constant data, the settings, and
-a reference to the program so that a loaded fit can still predict.
+a reference to the program so that a loaded fit can still predict, and for SVI fits the
+learned parameters and the loss trace.
+
+Memory: :meth:`Fit.log_likelihood` and :meth:`Fit.predict` take ``batch_size`` (draws run
+through the program at a time) and ``out`` (where the result goes: preallocated arrays,
+``np.memmap`` s, or ``.npy`` files written chunk by chunk), so that e.g. 10,000 draws x 10^6
+points can be written to disk without ever holding the whole result in memory.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = ["Fit", "load_fit", "model_reference", "resolve_reference"]
 
 _ATTR_PREFIX = "ppl_models_"
 _RESUME_GROUP = "ppl_models_resume_state"
+_SVI_GROUP = "ppl_models_svi"
 
 
 def model_reference(model: Callable) -> str | None:
@@ -60,6 +67,108 @@ def device_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
     return {k: jnp.asarray(v) if isinstance(v, np.ndarray) and v.dtype != object else v
             for k, v in kwargs.items()}
+
+
+def _batch_size(batch_size: Any, total: int) -> int:
+    """Draws per chunk: all of them for ``None``, else a positive integer."""
+    if batch_size is None:
+        return max(total, 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        from .data import describe
+
+        raise DataError("batch_size", "None or an integer >= 1 (draws per chunk)", describe(batch_size))
+    return int(batch_size)
+
+
+class _ChunkSink:
+    """Where chunks of ``(chain * draw, ...)`` results go, allocated once when the first chunk
+    shows each site's shape and dtype.
+
+    ``out`` is ``None`` (NumPy arrays in memory), a mapping ``site -> array | path``, a path
+    ending in ``.npy`` (one site), or any other path (a directory, one ``<site>.npy`` each).
+    Arrays (``np.ndarray``, ``np.memmap``) are filled in place. Paths are written with plain
+    file writes at each chunk's offset, not through a memory map, so no page of the result
+    stays resident; the result is returned as a read-only memory map of the file.
+    """
+
+    def __init__(self, out: Any, lead: tuple[int, int], argument: str = "out"):
+        self.lead = lead
+        self.total = lead[0] * lead[1]
+        self.argument = argument
+        self.spec = out
+        if out is not None and not isinstance(out, (str, os.PathLike, Mapping)):
+            raise DataError(argument, "None, a mapping site -> array or .npy path, or a path (.npy file or directory)",
+                            f"a {type(out).__name__}")
+        self.arrays: dict[str, np.ndarray] = {}   # flat (chain * draw, ...) views to fill
+        self.files: dict[str, tuple[Path, int]] = {}  # site -> (path, data offset)
+        self.results: dict[str, Any] = {}
+
+    def _target(self, site: str, names: list[str]) -> Any:
+        out = self.spec
+        if isinstance(out, Mapping):
+            if site not in out:
+                raise DataError(self.argument, f"an entry for every site ({names})", f"entries for {sorted(out)}")
+            return out[site]
+        p = Path(out)
+        if p.suffix == ".npy":
+            if len(names) != 1:
+                raise DataError(self.argument, f"a directory or a mapping for the {len(names)} sites {names}",
+                                f"the single file {str(p)!r}")
+            return p
+        p.mkdir(parents=True, exist_ok=True)
+        return p / f"{site}.npy"
+
+    def _allocate(self, chunk: Mapping[str, np.ndarray]) -> None:
+        names = list(chunk)
+        for site, v in chunk.items():
+            shape = self.lead + tuple(v.shape[1:])
+            if self.spec is None:
+                self.arrays[site] = np.empty((self.total,) + shape[2:], dtype=v.dtype)
+                self.results[site] = self.arrays[site].reshape(shape)
+                continue
+            target = self._target(site, names)
+            if isinstance(target, (str, os.PathLike)):
+                path = Path(target)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # writes the header and sizes the (sparse) file; no page is touched
+                mm = np.lib.format.open_memmap(path, mode="w+", dtype=v.dtype, shape=shape)
+                offset = int(mm.offset)
+                del mm
+                self.files[site] = (path, offset)
+                continue
+            arr = target
+            if not isinstance(arr, np.ndarray) or tuple(arr.shape) != shape:
+                raise DataError(f"{self.argument}[{site!r}]", f"an array of shape {shape}",
+                                f"{type(arr).__name__} of shape {getattr(arr, 'shape', None)}")
+            if not arr.flags.writeable or not arr.flags.c_contiguous:
+                raise DataError(f"{self.argument}[{site!r}]", "a writeable C-contiguous array",
+                                "a read-only or non-contiguous array")
+            self.arrays[site] = arr.reshape((self.total,) + shape[2:])
+            self.results[site] = arr
+
+    def put(self, start: int, chunk: Mapping[str, np.ndarray]) -> None:
+        chunk = {k: np.asarray(v) for k, v in chunk.items()}
+        first = not self.arrays and not self.files and not self.results
+        if first and self.spec is None and start == 0 and all(v.shape[0] == self.total for v in chunk.values()):
+            # one chunk holds everything: keep it as it is (no second copy)
+            self.results = {k: v.reshape(self.lead + v.shape[1:]) for k, v in chunk.items()}
+            return
+        if first:
+            self._allocate(chunk)
+        for site, v in chunk.items():
+            if site in self.arrays:
+                np.copyto(self.arrays[site][start:start + v.shape[0]], v, casting="same_kind")
+            else:
+                path, offset = self.files[site]
+                row = int(np.prod(v.shape[1:], dtype=np.int64)) * v.dtype.itemsize
+                with open(path, "r+b") as fh:
+                    fh.seek(offset + start * row)
+                    fh.write(np.ascontiguousarray(v).data)
+
+    def result(self) -> dict[str, Any]:
+        for site, (path, _) in self.files.items():
+            self.results[site] = np.load(path, mmap_mode="r")
+        return dict(self.results)
 
 
 def _flat(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -194,38 +303,61 @@ class Fit:
         return handlers.substitute(model, data=params)
 
     # ------------------------------------------------------------------ likelihood, prediction
-    def log_likelihood(self, batch_size: int | None = None) -> dict[str, np.ndarray]:
+    def log_likelihood(self, batch_size: int | None = None, *, out: Any = None) -> dict[str, np.ndarray]:
         """Pointwise log-likelihood of every observed site, ``(chain, draw, *site_shape)``.
 
-        Computed once and cached; ``batch_size`` draws at a time (all at once by default).
+        Computed once and cached: :meth:`to_arviz`, :meth:`save` and LOO/WAIC then use the
+        cache and do not run the program again.
+
+        Parameters
+        ----------
+        batch_size : int, optional
+            Run the program on this many draws at a time (all at once by default): peak memory
+            holds one chunk's intermediates plus the result.
+        out : optional
+            Where the result goes instead of new arrays: a mapping ``site -> array`` (a
+            preallocated ``np.ndarray`` or ``np.memmap`` of the result's shape, filled in place)
+            or ``site -> .npy path``, a ``.npy`` path (one observed site), or a directory (one
+            ``<site>.npy`` each). Files are written chunk by chunk with plain writes and returned
+            as read-only memory maps, so with ``batch_size`` the result is never in memory.
         """
-        if self._log_lik is not None:
+        if self._log_lik is not None and out is None:
             return self._log_lik
         from numpyro.infer import log_likelihood as nlog_lik
 
+        lead = (self.num_chains, self.num_draws)
+        sink = _ChunkSink(out, lead)
+        total = lead[0] * lead[1]
+        step = _batch_size(batch_size, total)
+        if self._log_lik is not None:  # computed before: copy it where it was asked for
+            for start in range(0, total, step):
+                sink.put(start, {k: v.reshape((total,) + v.shape[2:])[start:start + step]
+                                 for k, v in self._log_lik.items()})
+            return sink.result()
         model = self._with_params(self._require_model("log_likelihood"))
         flat = self._latent_flat()
-        n = next(iter(flat.values())).shape[0]
-        step = n if batch_size is None else max(1, int(batch_size))
-        chunks: list[dict[str, np.ndarray]] = []
-        for start in range(0, n, step):
+        dev = device_kwargs(self.data)
+        for start in range(0, total, step):
             part = {k: v[start:start + step] for k, v in flat.items()}
-            ll = nlog_lik(model, part, parallel=True, **device_kwargs(self.data))
-            chunks.append({k: np.asarray(v) for k, v in ll.items()})
-        out = {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
-        self._log_lik = {k: v.reshape((self.num_chains, self.num_draws) + v.shape[1:]) for k, v in out.items()}
+            sink.put(start, nlog_lik(model, part, parallel=True, **dev))
+        self._log_lik = sink.result()
         return self._log_lik
 
     def predict(self, new_data: Mapping[str, Any] | None = None, *, seed: int = 0,
                 num_samples: int | None = None, return_sites: list[str] | None = None,
-                batch_size: int | None = None) -> dict[str, np.ndarray]:
+                batch_size: int | None = None, out: Any = None) -> dict[str, np.ndarray]:
         """Posterior predictive draws, ``(chain, draw, ...)`` per observed site.
 
         ``new_data`` replaces keyword arguments (new covariates, a new sequence length); the
         observed arguments are set to ``None`` so the program samples them. ``num_samples``
         thins the posterior to about that many draws in all. ``batch_size`` runs the program
-        on that many draws at a time, so peak memory holds one chunk's intermediates, not all
-        draws' (the result itself is still assembled in full).
+        on that many draws at a time (chunk ``i`` uses the key ``fold_in(PRNGKey(seed), i)``),
+        so peak memory holds one chunk's intermediates; the result is allocated once and filled
+        chunk by chunk. ``out`` sends it elsewhere, as for :meth:`log_likelihood`: with a
+        ``.npy`` path or a directory, 10^4 draws x 10^6 points go to disk chunk by chunk and
+        memory never holds more than one chunk::
+
+            fit.predict({"X": X_big}, batch_size=100, out="pred.npy")  # -> {"y": read-only memmap}
         """
         from numpyro.infer import Predictive
 
@@ -258,16 +390,17 @@ class Fit:
         latent = {k: v.reshape((-1,) + v.shape[2:]) for k, v in by_chain.items()}
         sites = return_sites or list((self.sites.observed if self.sites else []) or self.observed)
         total = next(iter(latent.values())).shape[0]
-        step = total if batch_size is None else max(1, int(batch_size))
+        step = _batch_size(batch_size, total)
+        sink = _ChunkSink(out, (n_chain, n_draw))
         dev = device_kwargs(kwargs)
-        pieces: list[dict[str, np.ndarray]] = []
         for i, start in enumerate(range(0, total, step)):
             part = {k: v[start:start + step] for k, v in latent.items()}
             key = jax.random.fold_in(jax.random.PRNGKey(seed), i) if step < total else jax.random.PRNGKey(seed)
-            out = Predictive(model, posterior_samples=part, return_sites=sites)(key, **dev)
-            pieces.append({k: np.asarray(v) for k, v in out.items()})
-        out = {k: np.concatenate([p[k] for p in pieces], axis=0) for k in pieces[0]}
-        return {k: v.reshape((n_chain, n_draw) + v.shape[1:]) for k, v in out.items()}
+            # a chunk is vectorized (vmap); without batch_size the draws run one at a time
+            # (lax.map), which keeps the intermediates of a single draw only
+            pred = Predictive(model, posterior_samples=part, return_sites=sites, parallel=batch_size is not None)
+            sink.put(start, pred(key, **dev))
+        return sink.result()
 
     # ------------------------------------------------------------------ ArviZ
     def _dims_for(self, name: str, value: np.ndarray, sample_axes: int = 2) -> list[str]:
@@ -313,13 +446,18 @@ class Fit:
         return ds
 
     def to_arviz(self, *, prior: bool | int = False, posterior_predictive: bool | int = False,
-                 log_likelihood: bool = True, seed: int = 0, _with_resume_state: bool = False):
+                 log_likelihood: bool = True, seed: int = 0, batch_size: int | None = None,
+                 _with_resume_state: bool = False):
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: posterior, sample_stats (MCMC), log_likelihood (unless ``log_likelihood=False``),
         observed_data, constant_data (array arguments that are not observations), and when asked
         prior + prior_predictive (``prior=True`` for as many draws as the posterior, or a count)
         and posterior_predictive (``True`` for every draw, or a number of draws to thin to).
+
+        The log-likelihood comes from :meth:`log_likelihood`'s cache when it was computed
+        before (the program is not run again); otherwise it is computed here, ``batch_size``
+        draws at a time, as is the posterior predictive.
         """
         import xarray as xr
 
@@ -327,7 +465,7 @@ class Fit:
         if self.sample_stats:
             groups["sample_stats"] = self._group(self.sample_stats)
         if log_likelihood and self.model is not None and self.sites is not None and self.sites.observed:
-            groups["log_likelihood"] = self._group(self.log_likelihood())
+            groups["log_likelihood"] = self._group(self.log_likelihood(batch_size=batch_size))
         elif log_likelihood and self._log_lik is not None:
             groups["log_likelihood"] = self._group(self._log_lik)
         obs = self._observed_values()
@@ -338,7 +476,8 @@ class Fit:
             groups["constant_data"] = self._group(const, sample_axes=0)
         if posterior_predictive:
             n_pp = None if posterior_predictive is True else int(posterior_predictive)
-            groups["posterior_predictive"] = self._group(self.predict(seed=seed, num_samples=n_pp))
+            groups["posterior_predictive"] = self._group(self.predict(seed=seed, num_samples=n_pp,
+                                                                      batch_size=batch_size))
         if prior:
             from .inference import sample_prior
 
@@ -356,12 +495,28 @@ class Fit:
             groups[_RESUME_GROUP] = xr.Dataset(
                 {f"leaf_{i:03d}": xr.DataArray(np.asarray(v), dims=[f"leaf_{i:03d}_dim_{j}" for j in range(np.ndim(v))])
                  for i, v in enumerate(self.resume_state)})
+        if _with_resume_state and (self.svi_params or self.svi_losses is not None):
+            groups[_SVI_GROUP] = self._svi_group()
         attrs = self._attrs()
         for ds in groups.values():
             ds.attrs.update({"created_by": "ppl_models", "inference_method": self.method})
         tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
         tree.attrs.update(attrs)
         return tree
+
+    def _svi_group(self):
+        """SVI's learned parameters and loss trace as one Dataset (names kept in its attrs:
+        a parameter's name need not be a valid netCDF variable name)."""
+        import xarray as xr
+
+        names = list(self.svi_params or {})
+        data_vars = {}
+        for i, name in enumerate(names):
+            v = np.asarray(self.svi_params[name])
+            data_vars[f"param_{i:03d}"] = xr.DataArray(v, dims=[f"param_{i:03d}_dim_{j}" for j in range(v.ndim)])
+        if self.svi_losses is not None:
+            data_vars["losses"] = xr.DataArray(np.asarray(self.svi_losses), dims=["step"])
+        return xr.Dataset(data_vars, attrs={"param_names": json.dumps(names)})
 
     def _observed_values(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -421,15 +576,20 @@ class Fit:
         return int(np.sum(d)) if d is not None else 0
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike, *, posterior_predictive: bool = False, prior: bool | int = False) -> Path:
+    def save(self, path: str | os.PathLike, *, posterior_predictive: bool = False, prior: bool | int = False,
+             batch_size: int | None = None) -> Path:
         """Write the fit to netCDF atomically (a temporary file, then a rename).
 
         The file is an ArviZ DataTree; it also keeps the sampler's last state (its own group),
-        so ``fit(model, data, resume=load_fit(path))`` can continue the chains later.
+        so ``fit(model, data, resume=load_fit(path))`` can continue the chains later, and for
+        SVI fits the learned parameters and the loss trace (group ``ppl_models_svi``).
+        ``batch_size`` is passed to the log-likelihood and posterior predictive when they are
+        computed here (see :meth:`to_arviz`).
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tree = self.to_arviz(posterior_predictive=posterior_predictive, prior=prior, _with_resume_state=True)
+        tree = self.to_arviz(posterior_predictive=posterior_predictive, prior=prior, batch_size=batch_size,
+                             _with_resume_state=True)
         tmp = str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"))
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
@@ -517,4 +677,10 @@ def load_fit(path: str | os.PathLike, model: Callable | None = None) -> Fit:
     if _RESUME_GROUP in tree.children:
         st = ds_dict(_RESUME_GROUP)
         fit.resume_state = [st[k] for k in sorted(st)]
+    if _SVI_GROUP in tree.children:
+        svi = tree[_SVI_GROUP].to_dataset()
+        names = json.loads(svi.attrs.get("param_names", "[]"))
+        fit.svi_params = {name: svi[f"param_{i:03d}"].values for i, name in enumerate(names)}
+        if "losses" in svi.data_vars:
+            fit.svi_losses = svi["losses"].values
     return fit

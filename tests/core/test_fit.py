@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -169,3 +171,120 @@ def test_observed_site_with_an_event_axis_gets_leading_dims_for_its_log_likeliho
     assert dt["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
     pp = dt["posterior_predictive"]["X"]
     assert pp.shape[0] == 1 and 10 <= pp.shape[1] <= 20 and pp.shape[2:] == (20, 3)
+
+
+# --------------------------------------------------------------------------- memory: chunks and out=
+def _fresh(fit):
+    import copy
+
+    f = copy.copy(fit)
+    f._log_lik = None
+    return f
+
+
+def test_chunked_log_likelihood_and_prediction_equal_the_unchunked_ones(lin_fit, tmp_path):
+    full = _fresh(lin_fit).log_likelihood()["y"]
+    for bs in (1, 70, 599, 600, 10_000):
+        np.testing.assert_allclose(_fresh(lin_fit).log_likelihood(batch_size=bs)["y"], full, rtol=1e-6, atol=1e-6)
+    # prediction: the same chunks (so the same keys) give the same draws in memory and on disk
+    mem = lin_fit.predict(seed=3, batch_size=70)["y"]
+    disk = lin_fit.predict(seed=3, batch_size=70, out=tmp_path / "pred.npy")["y"]
+    assert isinstance(disk, np.memmap) and not disk.flags.writeable
+    np.testing.assert_array_equal(disk, mem)
+    np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), mem)
+    whole = lin_fit.predict(seed=3)["y"]
+    # one chunk of every draw (vectorized) = unchunked (one draw at a time): the same keys
+    np.testing.assert_allclose(lin_fit.predict(seed=3, batch_size=600)["y"], whole, rtol=1e-5, atol=1e-5)
+
+
+def test_log_likelihood_into_preallocated_arrays_memmaps_and_directories(lin_fit, tmp_path):
+    full = _fresh(lin_fit).log_likelihood()["y"]
+    buf = np.full((2, 300, 60), np.nan, np.float32)
+    res = _fresh(lin_fit).log_likelihood(batch_size=64, out={"y": buf})
+    assert res["y"] is buf
+    np.testing.assert_allclose(buf, full, rtol=1e-6, atol=1e-6)
+    mm = np.lib.format.open_memmap(tmp_path / "ll.npy", mode="w+", dtype=np.float32, shape=(2, 300, 60))
+    _fresh(lin_fit).log_likelihood(batch_size=64, out={"y": mm})
+    mm.flush()
+    np.testing.assert_allclose(np.load(tmp_path / "ll.npy"), full, rtol=1e-6, atol=1e-6)
+    f = _fresh(lin_fit)
+    on_disk = f.log_likelihood(batch_size=64, out=tmp_path / "lldir")
+    np.testing.assert_allclose(np.load(tmp_path / "lldir" / "y.npy"), full, rtol=1e-6, atol=1e-6)
+    assert f.log_likelihood() is on_disk  # cached: the memory-mapped file
+    # asked again with out=, the cache is copied there (no recomputation)
+    again = f.log_likelihood(out={"y": np.zeros((2, 300, 60), np.float32)})
+    np.testing.assert_array_equal(again["y"], on_disk["y"])
+    with pytest.raises(pm.DataError, match="shape"):
+        _fresh(lin_fit).log_likelihood(out={"y": np.zeros((600, 60), np.float32)})
+    with pytest.raises(pm.DataError, match="every site"):
+        _fresh(lin_fit).log_likelihood(out={"z": buf})
+    with pytest.raises(pm.DataError, match="batch_size"):
+        _fresh(lin_fit).log_likelihood(batch_size=0)
+    with pytest.raises(pm.DataError, match="out"):
+        lin_fit.predict(out=[buf])
+
+
+def test_prediction_to_disk_never_holds_the_whole_result():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 2)).astype(np.float32)
+    samples = {"a": rng.normal(size=(1, 2000)), "b": rng.normal(size=(1, 2000, 2)), "sigma": np.ones((1, 2000))}
+    f = pm.Fit.from_samples(linear, {"x": X, "y": None}, samples, method="exact", observed=("y",))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        f.predict(seed=0, batch_size=50, out=Path(d) / "warm.npy", return_sites=["y"])  # compile first
+        tracemalloc.start()
+        res = f.predict(seed=0, batch_size=50, out=Path(d) / "y.npy", return_sites=["y"])
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        full_bytes = 2000 * 5000 * 4
+        assert res["y"].shape == (1, 2000, 5000)
+        assert peak < full_bytes / 8, (peak, full_bytes)
+        assert np.isfinite(res["y"][0, ::97]).all()
+        del res
+
+
+def test_to_arviz_after_a_chunked_log_likelihood_does_not_run_the_program_again(data):
+    calls = []
+
+    def counted(x=None, y=None):
+        calls.append(1)
+        linear(x, y)
+
+    f = pm.fit(counted, data, num_chains=1, num_warmup=100, num_samples=100, seed=0, progress_bar=False)
+    ll = f.log_likelihood(batch_size=30)["y"]
+    assert calls
+    calls.clear()
+    dt = f.to_arviz()
+    dt2 = f.to_arviz(batch_size=7)
+    assert not calls, f"the program ran {len(calls)} more times"
+    np.testing.assert_array_equal(dt["log_likelihood"]["y"].values, ll)
+    np.testing.assert_array_equal(dt2["log_likelihood"]["y"].values, ll)
+
+
+def with_param(x=None, y=None):
+    # a learned point estimate (numpyro.param) next to a latent variable: predictions need both
+    w = numpyro.param("w", np.zeros(2, np.float32))
+    s = numpyro.sample("sigma", dist.HalfNormal(1))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(x @ w, s), obs=y)
+
+
+def test_svi_fit_saves_and_loads_its_params_and_losses(data, tmp_path):
+    res = pm.fit(with_param, data, method="svi", num_steps=400, learning_rate=0.05, seed=0, progress_bar=False)
+    assert "w" in res.svi_params and res.svi_losses.shape == (400,)
+    np.testing.assert_allclose(res.svi_params["w"], [1.0, -2.0], atol=0.2)
+    before = res.predict({"x": np.eye(2, dtype=np.float32)}, seed=4)["y"]
+    path = res.save(tmp_path / "svi.nc")
+    with xr.open_datatree(path) as tree:
+        assert "ppl_models_svi" in tree.children
+    back = pm.load_fit(path)
+    assert set(back.svi_params) == set(res.svi_params)
+    for k, v in res.svi_params.items():
+        np.testing.assert_array_equal(back.svi_params[k], v)
+        assert back.svi_params[k].dtype == np.asarray(v).dtype
+    np.testing.assert_array_equal(back.svi_losses, res.svi_losses)
+    np.testing.assert_array_equal(back.predict({"x": np.eye(2, dtype=np.float32)}, seed=4)["y"], before)
+    assert back.info["final_loss"] == pytest.approx(float(res.svi_losses[-1]))
