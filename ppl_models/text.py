@@ -112,7 +112,8 @@ class Corpus:
         docs = _as_texts("texts", texts, column)
         X = sp.csr_matrix(self.vectorizer.transform(docs), dtype=np.int64)
         if not allow_empty:
-            _check_nonempty("texts", X, "no word of the corpus vocabulary")
+            _check_nonempty("texts", X, "no word of the corpus vocabulary",
+                            "pass allow_empty=True to keep them")
         return Corpus(counts=X, vocabulary=self.vocabulary, vectorizer=self.vectorizer)
 
 
@@ -146,14 +147,13 @@ def _as_texts(argument: str, texts: Any, column: str | None) -> list[str]:
     return docs
 
 
-def _check_nonempty(argument: str, X: sp.csr_matrix, why: str) -> None:
+def _check_nonempty(argument: str, X: sp.csr_matrix, why: str, hint: str) -> None:
     lengths = np.asarray(X.sum(axis=1)).ravel()
     empty = np.flatnonzero(lengths == 0)
     if empty.size:
         shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if empty.size > 10 else "")
         raise DataError(argument, "documents with at least one word", f"{empty.size} empty document(s) "
-                        f"(indices {shown}) with {why}",
-                        "drop them first, or pass drop_empty=True")
+                        f"(indices {shown}) with {why}", hint)
 
 
 def build_corpus(texts: Any, *, column: str | None = None, stop_words: str | Sequence[str] | None = "english",
@@ -219,15 +219,20 @@ def build_corpus(texts: Any, *, column: str | None = None, stop_words: str | Seq
         X = X[keep]
         doc_labels = doc_labels[keep] if doc_labels is not None else keep
     else:
-        _check_nonempty("texts", X, "no word left after tokenizing and filtering")
+        _check_nonempty("texts", X, "no word left after tokenizing and filtering", "pass drop_empty=True to drop them")
     return Corpus(counts=X, vocabulary=vocab, doc_labels=doc_labels, vectorizer=vec)
 
 
-def as_count_matrix(counts: Any, argument: str = "counts", *, allow_empty_docs: bool = False) -> sp.csr_matrix:
+EMPTY_ROWS_HINT = "drop them first, e.g. X[X.getnnz(axis=1) > 0] for a SciPy sparse X"
+
+
+def as_count_matrix(counts: Any, argument: str = "counts", *, allow_empty_docs: bool = False,
+                    empty_hint: str = EMPTY_ROWS_HINT) -> sp.csr_matrix:
     """Validate a document-word count matrix (dense or SciPy sparse) and return it as int64 CSR.
 
     Raises :class:`DataError` for a matrix that is not 2-D, has NaN, negative or non-integer
-    entries, has no column, or (unless ``allow_empty_docs``) has a document with no tokens.
+    entries, has no column, or (unless ``allow_empty_docs``) has a document with no tokens
+    (the message ends with ``empty_hint``: how the caller can avoid that).
     """
     if isinstance(counts, Corpus):
         counts = counts.counts
@@ -260,7 +265,7 @@ def as_count_matrix(counts: Any, argument: str = "counts", *, allow_empty_docs: 
     X.eliminate_zeros()
     X.sum_duplicates()
     if not allow_empty_docs:
-        _check_nonempty(argument, X, "no tokens")
+        _check_nonempty(argument, X, "no tokens", empty_hint)
     return X
 
 

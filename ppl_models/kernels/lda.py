@@ -39,6 +39,7 @@ from jax.scipy.special import digamma, gammaln
 __all__ = [
     "DocumentLogLikelihood",
     "ThetaEstimate",
+    "VariationalEStep",
     "Perplexity",
     "Coherence",
     "TopicMatching",
@@ -47,6 +48,11 @@ __all__ = [
     "slot_log_probs",
     "document_log_likelihood",
     "estimate_theta",
+    "dirichlet_expected_log",
+    "dirichlet_kl",
+    "variational_e_step",
+    "variational_lower_bound",
+    "softmax_slot_log_probs",
     "perplexity_from_log_probs",
     "document_completion_perplexity",
     "cooccurrence_counts",
@@ -90,6 +96,26 @@ class ThetaEstimate(NamedTuple):
 
     gamma: jax.Array
     theta: jax.Array
+
+
+class VariationalEStep(NamedTuple):
+    """The local step of mean-field variational Bayes for LDA (Blei et al. 2003; Hoffman et al. 2010).
+
+    Attributes
+    ----------
+    gamma : Array, shape (D, K)
+        The documents' variational Dirichlet parameters ``q(theta_d) = Dirichlet(gamma_d)``.
+    expected_counts : Array, shape (K, V)
+        ``sum_d sum_l c_dl phi_dlk`` at word ``w_dl``: the expected topic-word counts of these
+        documents under ``q(z)`` (the sufficient statistics of the topics' update).
+    word_bound : Array, shape (D,)
+        ``sum_l c_dl log sum_k exp(E[log theta_dk] + E[log beta_k,w_dl])``: each document's
+        word term of the evidence lower bound with ``q(z)`` at its optimum.
+    """
+
+    gamma: jax.Array
+    expected_counts: jax.Array
+    word_bound: jax.Array
 
 
 class Perplexity(NamedTuple):
@@ -302,6 +328,185 @@ def estimate_theta(beta: jax.Array, alpha: jax.Array, word_ids: jax.Array, count
     gamma0 = alpha + n / k
     gamma = lax.fori_loop(0, int(num_iterations), step, gamma0)
     return ThetaEstimate(gamma=gamma, theta=gamma / gamma.sum(-1, keepdims=True))
+
+
+def dirichlet_expected_log(concentration: jax.Array) -> jax.Array:
+    """``E[log x]`` for ``x ~ Dirichlet(concentration)`` (over the last axis): ``psi(c) - psi(sum c)``."""
+    return digamma(concentration) - digamma(concentration.sum(-1, keepdims=True))
+
+
+def dirichlet_kl(concentration: jax.Array, prior: jax.Array) -> jax.Array:
+    """``KL(Dirichlet(concentration) || Dirichlet(prior))`` over the last axis, shape ``(...)``.
+
+    ``sum_i (c_i - a_i) E[log x_i] - log B(c) + log B(a)`` with ``log B(c) = sum lgamma(c_i) -
+    lgamma(sum c_i)``; ``prior`` broadcasts against ``concentration``.
+    """
+    prior = jnp.broadcast_to(jnp.asarray(prior, dtype=concentration.dtype), concentration.shape)
+    log_b = lambda c: gammaln(c).sum(-1) - gammaln(c.sum(-1))
+    return ((concentration - prior) * dirichlet_expected_log(concentration)).sum(-1) - log_b(concentration) + log_b(prior)
+
+
+def variational_e_step(exp_elog_beta: jax.Array, alpha: jax.Array, word_ids: jax.Array, counts: jax.Array,
+                       gamma: jax.Array, *, num_iterations: int = 5) -> VariationalEStep:
+    """Mean-field coordinate ascent on the documents' ``q(theta_d)`` for fixed ``q(beta)``.
+
+    The E-step of variational Bayes for LDA (Blei, Ng & Jordan 2003; the local step of online
+    LDA, Hoffman, Blei & Bach 2010; scikit-learn's and gensim's E-step):
+    ``phi_dlk ∝ exp(E[log theta_dk] + E[log beta_k,w_dl])`` and ``gamma_dk = alpha_k + sum_l c_dl
+    phi_dlk``, iterated ``num_iterations`` times from the given ``gamma`` (a warm start: the
+    previous step's values). :func:`estimate_theta` is the same update for a point estimate of
+    the topics, started afresh. Only the ``(D, L, K)`` gather of the slot words is formed.
+
+    Parameters
+    ----------
+    exp_elog_beta : Array, shape (K, V)
+        ``exp(E[log beta_kw])`` under ``q(beta_k) = Dirichlet(lambda_k)``
+        (``exp(dirichlet_expected_log(lambda))``).
+    alpha : Array, shape (K,) or ()
+    word_ids, counts : Array, shape (D, L)
+        Documents in slot form.
+    gamma : Array, shape (D, K)
+        Where the iterations start.
+    num_iterations : int
+        Static.
+
+    Returns
+    -------
+    VariationalEStep
+        ``gamma`` after the iterations; ``expected_counts`` and ``word_bound`` for that
+        ``gamma`` (``phi`` at its optimum).
+    """
+    counts = jnp.asarray(counts, dtype=exp_elog_beta.dtype)
+    word_ids = jnp.asarray(word_ids)
+    k, v = exp_elog_beta.shape
+    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype=counts.dtype), (k,))
+    used = word_ids >= 0
+    ids = jnp.where(used, word_ids, 0)
+    b = jnp.where(used[..., None], jnp.take(exp_elog_beta.T, ids, axis=0), 0.0)  # (D, L, K)
+    tiny = jnp.finfo(counts.dtype).tiny
+
+    def scaled(g):
+        # exp(E[log theta]) shifted by its row maximum (which cancels in phi), and that maximum
+        e_log = dirichlet_expected_log(g)
+        m = e_log.max(-1, keepdims=True)
+        return jnp.exp(e_log - m), m
+
+    def ratios(e):
+        norm = jnp.einsum("dlk,dk->dl", b, e)
+        return norm, jnp.where(counts > 0, counts / jnp.maximum(norm, tiny), 0.0)
+
+    def step(_, g):
+        e, _ = scaled(g)
+        _, ratio = ratios(e)
+        return alpha + e * jnp.einsum("dl,dlk->dk", ratio, b)
+
+    gamma = lax.fori_loop(0, int(num_iterations), step, jnp.asarray(gamma, dtype=counts.dtype))
+    e, m = scaled(gamma)
+    norm, ratio = ratios(e)
+    # expected counts n_kw = b_kw sum_{d,l: w_dl = w} e_dk c_dl / norm_dl (a scatter-add over the slots)
+    per_slot = jnp.where(used[..., None], ratio[..., None] * e[:, None, :], 0.0)  # (D, L, K)
+    expected = jnp.zeros((v, k), dtype=counts.dtype).at[ids].add(per_slot).T * exp_elog_beta
+    word_bound = jnp.where(counts > 0, counts * (jnp.log(jnp.maximum(norm, tiny)) + m), 0.0).sum(-1)
+    return VariationalEStep(gamma=gamma, expected_counts=expected, word_bound=word_bound)
+
+
+def variational_lower_bound(topic_concentration: jax.Array, doc_concentration: jax.Array, alpha: jax.Array,
+                            eta: jax.Array, word_ids: jax.Array, counts: jax.Array) -> jax.Array:
+    """The evidence lower bound of LDA's mean-field family with every token's ``q(z)`` at its optimum.
+
+    For ``q(beta_k) = Dirichlet(lambda_k)`` and ``q(theta_d) = Dirichlet(gamma_d)``::
+
+        ELBO = sum_d [log n_d! - sum_w log c_dw! + sum_w c_dw log sum_k exp(E[log theta_dk] + E[log beta_kw])
+                      - KL(q(theta_d) || Dirichlet(alpha))] - sum_k KL(q(beta_k) || Dirichlet(eta))
+
+    a lower bound on ``log p(counts)`` under :func:`ppl_models.models.lda.lda` (multinomial
+    coefficients included), the objective ``fit_lda(method="vb")`` ascends.
+
+    Parameters
+    ----------
+    topic_concentration : Array, shape (K, V)
+        ``lambda``.
+    doc_concentration : Array, shape (D, K)
+        ``gamma``.
+    alpha, eta : Array, shape (K,) / (V,) or ()
+        The prior concentrations.
+    word_ids, counts : Array, shape (D, L)
+
+    Returns
+    -------
+    Array, shape ()
+    """
+    lam = jnp.asarray(topic_concentration)
+    gamma = jnp.asarray(doc_concentration, dtype=lam.dtype)
+    counts = jnp.asarray(counts, dtype=lam.dtype)
+    k = lam.shape[0]
+    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype=lam.dtype), (k,))
+    est = variational_e_step(jnp.exp(dirichlet_expected_log(lam)), alpha, word_ids, counts, gamma, num_iterations=0)
+    docs = est.word_bound.sum() + multinomial_log_coefficient(counts).sum() - dirichlet_kl(gamma, alpha).sum()
+    return docs - dirichlet_kl(lam, eta).sum()
+
+
+def softmax_slot_log_probs(theta: jax.Array, weight: jax.Array, bias: jax.Array, word_ids: jax.Array,
+                           *, chunk_size: int | None = None, max_elements: int = 1 << 22) -> jax.Array:
+    """``log softmax(theta_d @ weight + bias)[w]`` for every slot word, without a (D, V) matrix.
+
+    ProdLDA's decoder. A slot's logit is ``theta_d . weight[:, w] + bias[w]`` (a gather of the
+    ``(D, L, K)`` slot columns); the normaliser ``logsumexp_v(theta_d @ weight + bias)`` runs
+    over the vocabulary in chunks of ``chunk_size`` columns (``lax.scan`` with a running maximum
+    and sum, each chunk rematerialised in the gradient), so at most ``(D, chunk_size)`` logits
+    exist at once. When all ``D x V`` logits fit in ``max_elements`` (a minibatch), they are
+    formed in one block and gathered at the slot words (the same numbers, fewer operations).
+
+    Parameters
+    ----------
+    theta : Array, shape (D, K)
+    weight : Array, shape (K, V)
+    bias : Array, shape (V,)
+    word_ids : Array, shape (D, L)
+        ``-1`` in unused slots.
+    chunk_size : int, optional
+        Columns per chunk (static). Default: ``max(1, max_elements // D)``, capped at ``V``
+        (one chunk, the plain softmax, for a small batch).
+    max_elements : int
+        The logits held at once when ``chunk_size`` is not given (default 4M: 16 MB in float32).
+
+    Returns
+    -------
+    Array, shape (D, L)
+        ``0`` in unused slots.
+    """
+    word_ids = jnp.asarray(word_ids)
+    used = word_ids >= 0
+    ids = jnp.where(used, word_ids, 0)
+    d = theta.shape[0]
+    k, v = weight.shape
+    if chunk_size is None:
+        chunk_size = max(1, int(max_elements) // max(d, 1))
+    c = int(min(max(int(chunk_size), 1), v))
+    if c >= v:
+        # the logits fit the budget: one (D, V) block, gathered at the slot words
+        log_p = jax.nn.log_softmax(theta @ weight + bias, axis=-1)
+        return jnp.where(used, jnp.take_along_axis(log_p, ids, axis=-1), 0.0)
+    slot_logit = jnp.einsum("dk,dlk->dl", theta, jnp.take(weight.T, ids, axis=0)) + jnp.take(bias, ids)
+    n = -(-v // c)
+    pad = n * c - v
+    # padded columns get a bias of -inf: exp(-inf) = 0 adds nothing to the sum
+    w_chunks = jnp.pad(weight, ((0, 0), (0, pad))).reshape(k, n, c).transpose(1, 0, 2)  # (n, K, c)
+    b_chunks = jnp.pad(bias, (0, pad), constant_values=-jnp.inf).reshape(n, c)
+
+    @jax.checkpoint
+    def body(carry, chunk):
+        m, s = carry
+        w_c, b_c = chunk
+        logits = theta @ w_c + b_c  # (D, c)
+        m_new = jnp.maximum(m, logits.max(-1))
+        s = s * jnp.exp(m - m_new) + jnp.exp(logits - m_new[:, None]).sum(-1)
+        return (m_new, s), None
+
+    init = (jnp.full((d,), -jnp.inf, dtype=theta.dtype), jnp.zeros((d,), dtype=theta.dtype))
+    (m, s), _ = lax.scan(body, init, (w_chunks, b_chunks))
+    log_norm = m + jnp.log(s)
+    return jnp.where(used, slot_logit - log_norm[:, None], 0.0)
 
 
 def perplexity_from_log_probs(slot_log_prob: jax.Array, counts: jax.Array) -> Perplexity:

@@ -224,3 +224,132 @@ def test_sample_tokens_follow_the_generative_story():
     # a word no topic of the token can emit is never drawn
     assert np.all(beta[topics[mask], words[mask]] > 0)
     assert np.all(topics[2][mask[2]] == 1)
+
+
+# ------------------------------------------------------------------------------------------ variational Bayes
+
+
+def _numpy_vb_step(lam, alpha, dense, gamma, iters):
+    """One E-step of LDA's mean-field VB by the textbook loops (Blei et al. 2003, fig. 6): explicit
+    phi per document and word, the expected counts and the word term of the bound."""
+    from scipy.special import digamma, logsumexp
+
+    elog_beta = digamma(lam) - digamma(lam.sum(1, keepdims=True))
+    gamma = gamma.copy()
+    for _ in range(iters):
+        for d in range(dense.shape[0]):
+            elog_theta = digamma(gamma[d]) - digamma(gamma[d].sum())
+            acc = alpha.copy()
+            for w in np.flatnonzero(dense[d]):
+                phi = np.exp(elog_theta + elog_beta[:, w])
+                acc += dense[d, w] * phi / phi.sum()
+            gamma[d] = acc
+    expected = np.zeros_like(lam)
+    word_bound = np.zeros(dense.shape[0])
+    for d in range(dense.shape[0]):
+        elog_theta = digamma(gamma[d]) - digamma(gamma[d].sum())
+        for w in np.flatnonzero(dense[d]):
+            log_phi = elog_theta + elog_beta[:, w]
+            expected[:, w] += dense[d, w] * np.exp(log_phi - logsumexp(log_phi))
+            word_bound[d] += dense[d, w] * logsumexp(log_phi)
+    return gamma, expected, word_bound
+
+
+def test_variational_e_step_matches_textbook_loops():
+    _, _, dense = _tiny(seed=3, D=4, K_=3, V=6, max_count=4)
+    ids, cnt = _slots(dense)
+    rng = np.random.default_rng(1)
+    lam = rng.gamma(2.0, 1.0, (3, 6)) + 0.05
+    alpha = np.array([0.3, 0.5, 0.2])
+    gamma0 = rng.gamma(2.0, 1.0, (4, 3)) + 0.1  # a warm start, not the default one
+    with jax.enable_x64(True):
+        exp_elog_beta = jnp.exp(K.dirichlet_expected_log(jnp.asarray(lam)))
+        out = K.variational_e_step(exp_elog_beta, jnp.asarray(alpha), jnp.asarray(ids), jnp.asarray(cnt),
+                                   jnp.asarray(gamma0), num_iterations=7)
+        got = [np.asarray(x) for x in out]
+    ref = _numpy_vb_step(lam, alpha, dense, gamma0, 7)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-10)
+    # the expected counts hold every token once
+    np.testing.assert_allclose(got[1].sum(), dense.sum(), rtol=1e-12)
+
+
+def test_dirichlet_kl_matches_monte_carlo_and_is_zero_at_the_prior():
+    rng = np.random.default_rng(0)
+    conc = np.array([[2.0, 0.7, 5.0], [0.3, 0.4, 0.9]])
+    prior = np.array([0.5, 1.5, 1.0])
+    with jax.enable_x64(True):
+        kl = np.asarray(K.dirichlet_kl(jnp.asarray(conc), jnp.asarray(prior)))
+        np.testing.assert_allclose(np.asarray(K.dirichlet_kl(jnp.asarray(prior), jnp.asarray(prior))), 0.0, atol=1e-12)
+    for row, want in zip(conc, kl):
+        x = np.clip(rng.dirichlet(row, 200_000), 1e-300, None)
+        x /= x.sum(1, keepdims=True)
+        mc = np.mean(stats.dirichlet.logpdf(x.T, row) - stats.dirichlet.logpdf(x.T, prior))
+        assert want == pytest.approx(mc, abs=0.02), (want, mc)
+
+
+def test_softmax_slot_log_probs_chunked_equals_dense():
+    rng = np.random.default_rng(4)
+    D, Kt, V = 7, 3, 23
+    theta = rng.dirichlet(np.ones(Kt), D)
+    W = rng.normal(0, 2.0, (Kt, V))
+    b = rng.normal(0, 1.0, V)
+    dense = rng.integers(0, 3, (D, V))
+    dense[:, 5] += 1
+    ids, cnt = _slots(dense)
+    log_p = theta @ W + b
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    want = np.where(ids >= 0, np.take_along_axis(log_p, np.maximum(ids, 0), 1), 0.0)
+
+    def loss(th, w, bb, chunk):
+        return (jnp.asarray(cnt) * K.softmax_slot_log_probs(th, w, bb, jnp.asarray(ids), chunk_size=chunk)).sum()
+
+    with jax.enable_x64(True):
+        args = (jnp.asarray(theta), jnp.asarray(W), jnp.asarray(b))
+        grads = {}
+        for chunk in (None, V, 5, 4, 1):  # one block; the whole vocabulary; uneven and even chunks
+            got = np.asarray(K.softmax_slot_log_probs(*args, jnp.asarray(ids), chunk_size=chunk))
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+            grads[chunk] = jax.grad(loss, argnums=(0, 1, 2))(*args, chunk)
+        for chunk in (5, 4, 1):
+            for g, r in zip(grads[chunk], grads[None]):
+                np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-10, atol=1e-12)
+        # the budget picks the chunking: 7 documents x 23 words > 50 logits, so chunks of 7 columns
+        np.testing.assert_allclose(np.asarray(K.softmax_slot_log_probs(*args, jnp.asarray(ids), max_elements=50)),
+                                   want, rtol=1e-12, atol=1e-12)
+
+
+def test_variational_lower_bound_matches_monte_carlo_of_the_uncollapsed_elbo():
+    """The closed-form bound against a Monte Carlo estimate of E_q[log p(c, z, theta, beta) - log q]
+    with q(z) = phi fixed at its optimum: the same number within the Monte Carlo error."""
+    from scipy.special import digamma, gammaln, logsumexp
+
+    _, _, dense = _tiny(seed=11, D=3, K_=2, V=5, max_count=3)
+    ids, cnt = _slots(dense)
+    rng = np.random.default_rng(2)
+    lam = rng.gamma(3.0, 1.0, (2, 5)) + 0.2
+    gamma = rng.gamma(3.0, 1.0, (3, 2)) + 0.2
+    alpha, eta = np.array([0.4, 0.7]), 0.3
+    with jax.enable_x64(True):
+        got = float(K.variational_lower_bound(jnp.asarray(lam), jnp.asarray(gamma), jnp.asarray(alpha), eta,
+                                              jnp.asarray(ids), jnp.asarray(cnt)))
+    elog_b = digamma(lam) - digamma(lam.sum(1, keepdims=True))
+    elog_t = digamma(gamma) - digamma(gamma.sum(1, keepdims=True))
+    log_phi = elog_t[:, :, None] + elog_b[None]  # (D, K, V)
+    log_phi = log_phi - logsumexp(log_phi, axis=1, keepdims=True)
+    phi = np.exp(log_phi)
+    coef = gammaln(dense.sum(1) + 1).sum() - gammaln(dense + 1).sum()
+    n = 40_000
+    beta = np.stack([rng.dirichlet(r, n) for r in lam], 1)  # (n, K, V)
+    theta = np.stack([rng.dirichlet(r, n) for r in gamma], 1)  # (n, D, K)
+    beta, theta = np.clip(beta, 1e-300, None), np.clip(theta, 1e-300, None)
+    # sum_dw c_dw sum_k phi_dkw (log theta_dk + log beta_kw - log phi_dkw), per draw
+    words = np.einsum("dv,dkv,ndk->n", dense, phi, np.log(theta)) + np.einsum("dv,dkv,nkv->n", dense, phi, np.log(beta))
+    words = words - (dense[:, None, :] * phi * log_phi).sum()
+    priors = sum(stats.dirichlet.logpdf(beta[:, k].T, np.full(5, eta)) - stats.dirichlet.logpdf(beta[:, k].T, lam[k])
+                 for k in range(2))
+    priors = priors + sum(stats.dirichlet.logpdf(theta[:, d].T, alpha) - stats.dirichlet.logpdf(theta[:, d].T, gamma[d])
+                          for d in range(3))
+    draws = coef + words + priors
+    mc, se = draws.mean(), draws.std() / np.sqrt(n)
+    assert abs(got - mc) < 4 * se + 1e-3, (got, mc, se)
