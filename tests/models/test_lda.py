@@ -517,3 +517,33 @@ def test_prodlda_card_path_generic_fit_with_the_amortized_guide(sim):
     assert pp.shape[-2:] == ids.shape
     tw = lda.prodlda_topic_word(f)
     np.testing.assert_allclose(tw.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_prodlda_heldout_scoring_blocks_equal_the_dense_computation():
+    """ProdLDA's held-out scoring never forms the (D, V) matrix of logits (documents in blocks,
+    the softmax normaliser over vocabulary chunks); it equals the dense computation."""
+    from ppl_models.fit import Fit
+
+    rng = np.random.default_rng(0)
+    D, V, Kt, H = 9, 40, 3, 5
+    params = {"decoder_weight": rng.normal(0, 1.0, (Kt, V)), "decoder_bias": rng.normal(-3, 1.0, V),
+              "encoder_w1": rng.normal(0, 0.3, (V, H)), "encoder_b1": np.zeros(H),
+              "encoder_w2": rng.normal(0, 0.3, (H, H)), "encoder_b2": np.zeros(H),
+              "encoder_w3": rng.normal(0, 0.3, (H, Kt)), "encoder_b3": np.zeros(Kt)}
+    fit = Fit(model=lda.prodlda, data={"vocab_size": V, "num_topics": Kt}, method="svi", samples={}, info={"model": "prodlda"})
+    fit.svi_params = {k: v.astype(np.float32) for k, v in params.items()}
+    X = rng.poisson(0.6, (D, V))
+    X[:, 0] += 2
+    obs, ho = text.completion_split(X, seed=1)
+    theta = lda.prodlda_doc_topics(fit, *text.to_padded(obs))
+    logits = theta @ params["decoder_weight"] + params["decoder_bias"]
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    hd = ho.toarray()
+    want = float(np.exp(-(hd * log_p).sum() / hd.sum()))
+    got = float(lda.heldout_perplexity(fit, obs, ho).perplexity)
+    assert got == pytest.approx(want, rel=1e-5)
+    ids, _ = text.to_padded(ho)
+    dense_slots = np.where(ids >= 0, np.take_along_axis(log_p, np.maximum(ids, 0), 1), 0.0)
+    # a budget of 30 logits: one document a block, the 40 words in chunks of 30 (the second padded)
+    small = lda._prodlda_slot_log_probs(fit, theta, ids, max_elements=30)
+    np.testing.assert_allclose(small, dense_slots, rtol=1e-5, atol=1e-5)
