@@ -304,6 +304,19 @@ def _head(valid):
     return None if valid is None else valid[0]
 
 
+# Unrolling of the sequential scans (``lax.scan(..., unroll=n)``): n steps per loop iteration.
+# Measured on XLA:CPU, one thread, K = 4 and 16, T = 1e3 and 1e4 (same-process minimum of
+# repeats, load ~14 on 2 cores): unrolling by 2 gains ~5-10% in the normalised forward and
+# backward scans; 4 and 8 gain nothing more, and every unrolling slows Viterbi. Overridable for
+# measurements: ``_UNROLL[name] = {K: n}`` (``None``: any K), then ``jax.clear_caches()``.
+_UNROLL: dict = {"fwd_norm": {None: 2}, "bwd_norm": {None: 2}}
+
+
+def _unroll(name: str, K: int) -> int:
+    table = _UNROLL.get(name, {})
+    return int(table.get(K, table.get(None, 1)))
+
+
 def _log_eye(K, dtype):
     return jnp.where(jnp.eye(K, dtype=bool), jnp.zeros((), dtype), -jnp.inf)
 
@@ -343,7 +356,7 @@ def _seq_forward(log_pi, log_A, ll, valid, scaling, store=True):
         c = _sel(v_t, c, jnp.zeros_like(c))
         return (msg, total + c), ((msg, c) if store else None)
 
-    (_, total), out = lax.scan(step, (first, c0), (ll[1:], _tail(valid)))
+    (_, total), out = lax.scan(step, (first, c0), (ll[1:], _tail(valid)), unroll=_unroll('fwd_log', log_A.shape[0]))
     if not store:
         return None, total, None
     rest, cs = out
@@ -358,6 +371,14 @@ def _matvec(msg, A):
     if A.shape[0] <= 8:
         return jnp.sum(msg[:, None] * A, axis=0)
     return msg @ A
+
+
+def _matvec_right(A, v):
+    # A @ v, with the same small-K form as :func:`_matvec` (measured 2x faster for K = 4 in a
+    # batch of 64 sequences on XLA:CPU).
+    if A.shape[0] <= 8:
+        return jnp.sum(A * v[None, :], axis=1)
+    return A @ v
 
 
 def _seq_forward_normalized(log_pi, log_A, ll, valid, store, as_log=True):
@@ -387,7 +408,7 @@ def _seq_forward_normalized(log_pi, log_A, ll, valid, store, as_log=True):
         msg = _sel(v_t, new, msg)
         return msg, ((msg, c) if store else c)
 
-    _, out = lax.scan(step, first, (e[1:], _tail(valid)))
+    _, out = lax.scan(step, first, (e[1:], _tail(valid)), unroll=_unroll('fwd_norm', A.shape[0]))
     rest, cs = out if store else (None, out)
     cs = jnp.concatenate([c0[None], cs])
     terms = jnp.log(cs) + m
@@ -437,14 +458,14 @@ def _scaled_smoother(log_pi, log_A, ll, valid, scaling):
 
     def back(b, inp):
         r_t, v_t = inp
-        nb = A @ (r_t * b)
+        nb = _matvec_right(A, r_t * b)
         c = jnp.sum(nb)
         nb = nb / jnp.where(c > 0, c, jnp.ones_like(c))
         b = _sel(v_t, nb, b)
         return b, b
 
     last = jnp.full((K,), 1.0 / K, ll.dtype)
-    _, rest = lax.scan(back, last, (r[1:], _tail(valid)), reverse=True)
+    _, rest = lax.scan(back, last, (r[1:], _tail(valid)), reverse=True, unroll=_unroll('bwd_norm', K))
     beta = jnp.concatenate([rest, last[None]], axis=0)  # proportional to the scaled betas
     # Rescale each row so that sum_k alpha_t(k) beta_t(k) = 1 (the scaled beta's identity).
     norm = jnp.sum(alpha * beta, axis=1, keepdims=True)
@@ -634,7 +655,7 @@ def _seq_backward_log(log_A, ll, valid):
         return log_beta, log_beta
 
     last = jnp.full((K,), -jnp.log(K), ll.dtype)
-    _, rest = lax.scan(step, last, (ll[1:], _tail(valid)), reverse=True)
+    _, rest = lax.scan(step, last, (ll[1:], _tail(valid)), reverse=True, unroll=_unroll('bwd_log', K))
     return jnp.concatenate([rest, last[None]], axis=0)
 
 
@@ -756,7 +777,8 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
             m = _finite_or_zero(jnp.max(new))
             return (new - m, offset + m), bp
 
-        (delta, offset), bps = lax.scan(step, (delta0 - m0, m0), (ll[1:], _tail(valid)))
+        (delta, offset), bps = lax.scan(step, (delta0 - m0, m0), (ll[1:], _tail(valid)),
+                                        unroll=_unroll('viterbi', K))
         log_prob = offset + jnp.max(delta)
         last = jnp.argmax(delta).astype(jnp.int32)
 
@@ -764,7 +786,7 @@ def _viterbi_single(log_pi, log_A, ll, valid, method):
             z = bp[z_next]
             return z, z
 
-        _, path = lax.scan(back, last, bps, reverse=True)
+        _, path = lax.scan(back, last, bps, reverse=True, unroll=_unroll('backtrack', K))
         path = jnp.concatenate([path, last[None]])
     else:
         E = _assoc_elements(log_pi, log_A, ll, valid)
