@@ -8,7 +8,10 @@ defaults, the convergence gate the run must pass, and small SBC settings. A user
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
+import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from .data import ModelData
 from .errors import CatalogError, DataError
 from .fit import resolve_reference
 
-__all__ = ["Card", "catalog_dir", "list_entries", "load_card", "GATE_DEFAULTS"]
+__all__ = ["Card", "catalog_dir", "list_entries", "load_card", "card_imports", "GATE_DEFAULTS"]
 
 GATE_DEFAULTS = {"rhat_max": 1.01, "ess_bulk_min": 400, "ess_tail_min": 400, "max_divergences": 0}
 _SECTIONS = {"name", "description", "family", "model", "data", "inference", "gate", "check", "outputs"}
@@ -40,6 +43,24 @@ def catalog_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "models_catalog"
 
 
+@contextlib.contextmanager
+def card_imports(path: Path):
+    """Let a card's ``module:function`` references name modules next to the card or in the
+    current directory: both directories are put at the front of ``sys.path`` while the
+    references are imported, and taken off again afterwards."""
+    added = []
+    for d in (str(Path(path).resolve().parent), os.getcwd()):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+            added.append(d)
+    try:
+        yield
+    finally:
+        for d in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(d)
+
+
 @dataclass
 class Card:
     """One catalog entry, validated."""
@@ -59,17 +80,20 @@ class Card:
 
     def model(self) -> Callable:
         """The program, with the card's static arguments bound by :meth:`load_data`."""
-        fn = resolve_reference(self.model_ref, f"{self.path.name}: [model] function")
+        with card_imports(self.path):
+            fn = resolve_reference(self.model_ref, f"{self.path.name}: [model] function")
         if not callable(fn):
             raise CatalogError(f"{self.path}: [model] function {self.model_ref!r} is not callable")
         return fn
 
     def load_data(self, **overrides: Any) -> ModelData:
         """Run the card's loader; the card's ``[model.args]`` join the program's kwargs."""
-        loader = resolve_reference(self.loader_ref, f"{self.path.name}: [data] loader")
         args = {**self.data_args, **overrides}
+        with card_imports(self.path):
+            loader = resolve_reference(self.loader_ref, f"{self.path.name}: [data] loader")
         try:
-            md = loader(**args)
+            with card_imports(self.path):  # a loader may read files or import next to its card
+                md = loader(**args)
         except TypeError as exc:
             raise CatalogError(f"{self.path}: [data] loader {self.loader_ref!r} does not accept {sorted(args)}: {exc}") from None
         if not isinstance(md, ModelData):
@@ -163,7 +187,8 @@ def inference_options(card: Card, overrides: dict[str, Any] | None = None) -> di
     if isinstance(opts.get("guide"), str):
         # a guide program ("module:function"), called with the same arguments as the model
         ref = opts["guide"]
-        opts["guide"] = resolve_reference(ref, f"{card.path.name}: [inference] guide")
+        with card_imports(card.path):
+            opts["guide"] = resolve_reference(ref, f"{card.path.name}: [inference] guide")
         if not callable(opts["guide"]):
             raise CatalogError(f"{card.path}: [inference] guide {ref!r} is not callable")
     return opts

@@ -5,8 +5,11 @@
     ppl-models check ENTRY [--out DIR] [--replications R]
     ppl-models sample ENTRY [--out DIR] [--num-samples N]
 
-ENTRY is a bundled entry's name or the path of a card of your own. Errors a user can cause
-print one line and exit with status 2; a failed convergence gate or SBC exits with status 1.
+ENTRY is a bundled entry's name or the path of a card of your own (its module may sit next to
+the card or in the current directory). Exit status: 0 when the run passes its gate (or SBC
+passes); 1 when the convergence gate or SBC fails; 2 for an error a user can cause (an unknown
+entry, a malformed card, bad data, a program that cannot run on its data, diverged SVI), printed
+as one line without a traceback; 3 for an unexpected internal error (printed with its traceback).
 """
 
 from __future__ import annotations
@@ -139,13 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ppl-models: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # user errors: one line, no traceback
+    except Exception as exc:
         from .errors import PPLModelsError
 
-        if isinstance(exc, PPLModelsError):
+        # user errors (ppl_models raises them on purpose; FloatingPointError is diverged SVI,
+        # whose message says what to change): one line, no traceback
+        if isinstance(exc, (PPLModelsError, FloatingPointError)):
             print(f"ppl-models: error: {exc}", file=sys.stderr)
             return 2
-        raise
+        import traceback
+
+        traceback.print_exc()
+        print(f"ppl-models: internal error ({type(exc).__name__}); please report it with the traceback above",
+              file=sys.stderr)
+        return 3
     return 2
 
 

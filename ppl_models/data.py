@@ -98,7 +98,7 @@ def check_finite(name: str, x: np.ndarray) -> np.ndarray:
         raise DataError(
             name,
             "finite values (no NaN or inf)",
-            f"{int(bad.sum())} non-finite value(s), the first {x[idx]!r} at index {idx}",
+            f"{int(bad.sum())} non-finite value(s), the first {x[idx].item()!r} at index {idx}",
         )
     return x
 

@@ -8,28 +8,32 @@ program with no other code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
+import warnings
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+from numpyro import handlers
 from numpyro.infer import HMC, MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta, AutoNormal
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import log_density
 
 from ._config import enable_compilation_cache
-from ._trace import inspect_model, observed_kwargs
+from ._trace import ModelSites, inspect_model, observed_kwargs
 from .data import ModelData, as_mapping, describe
-from .errors import DataError, PPLModelsError
+from .errors import DataError, ModelError, PPLModelsError
 from .fit import Fit
 from .fit import device_kwargs as _device_arrays
 
-__all__ = ["fit", "sample_prior", "log_joint", "METHODS", "default_chain_method"]
+__all__ = ["fit", "sample_prior", "log_joint", "METHODS", "default_chain_method", "inspect_program",
+           "nonfinite_arguments"]
 
 enable_compilation_cache()
 
@@ -179,13 +183,7 @@ def fit(
     if observed is None and md is not None and md.observed:
         observed = md.observed
 
-    try:
-        sites = inspect_model(model, kwargs, seed=seed)
-    except (PPLModelsError, ValueError, TypeError) as exc:
-        if isinstance(exc, PPLModelsError):
-            raise
-        raise DataError("data", "keyword arguments the model accepts and can run on",
-                        f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
+    sites, trace = inspect_program(model, kwargs, seed=seed, observed=observed)
     obs_names = observed_kwargs(sites, kwargs, observed)
     if isinstance(init_strategy, str):
         init_strategy = _named_init(init_strategy)
@@ -229,7 +227,8 @@ def fit(
         if resume is not None:
             run_key = _restore_state(resume, kernel, mcmc, method_l, num_chains, run_kwargs)
         t0 = time.perf_counter()
-        mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **run_kwargs)
+        with _program_errors(model, kwargs, trace, method_l, init):
+            mcmc.run(run_key, extra_fields=_EXTRA_FIELDS, **run_kwargs)
         samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
         jax.block_until_ready(samples)
         info["sampling_seconds"] = time.perf_counter() - t0
@@ -271,10 +270,11 @@ def fit(
         run_kwargs["subsample_size"] = _positive_int("subsample_size", subsample_size)
     k_run, k_draw = jax.random.split(key)
     t0 = time.perf_counter()
-    if shard:
-        svi_result = _svi_run_sharded(svi, k_run, num_steps, run_kwargs)
-    else:
-        svi_result = svi.run(k_run, num_steps, progress_bar=show, **run_kwargs)
+    with _program_errors(model, kwargs, trace, method_l, init):
+        if shard:
+            svi_result = _svi_run_sharded(svi, k_run, num_steps, run_kwargs)
+        else:
+            svi_result = svi.run(k_run, num_steps, progress_bar=show, **run_kwargs)
     losses = np.asarray(svi_result.losses)
     info["fit_seconds"] = time.perf_counter() - t0
     if not np.isfinite(losses[-1]):
@@ -302,6 +302,234 @@ def fit(
     result.svi_losses = losses
     result._guide = guide_obj
     return result
+
+
+# --------------------------------------------------------------------------- checking the data
+def _accepts_missing(model: Callable) -> set[str] | bool:
+    """The arguments a program declares may hold NaN (``model.accepts_missing``: True or names)."""
+    declared = getattr(model, "accepts_missing", None)
+    if declared is None and isinstance(model, functools.partial):
+        declared = getattr(model.func, "accepts_missing", None)
+    if declared is True:
+        return True
+    if not declared:
+        return set()
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+def nonfinite_arguments(kwargs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(argument, description)`` for every floating-point array argument holding NaN or inf,
+    the description naming how many and the first one's value and index."""
+    out = []
+    for name, v in kwargs.items():
+        if isinstance(v, jax.Array):
+            if not jnp.issubdtype(v.dtype, jnp.inexact) or bool(jnp.all(jnp.isfinite(v))):
+                continue
+            v = np.asarray(v)
+        elif isinstance(v, np.ndarray):
+            if not np.issubdtype(v.dtype, np.inexact) or np.isfinite(v).all():
+                continue
+        else:
+            continue
+        bad = ~np.isfinite(v)
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        out.append((name, f"{int(bad.sum())} non-finite value(s), the first {v[idx].item()!r} at index {idx}"))
+    return out
+
+
+def _recorded(model: Callable, box: dict) -> Callable:
+    """``model`` that also keeps the trace of its last run in ``box["trace"]`` (a trace handler
+    inside the caller's handlers sees the same messages, so the caller's one run serves both)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        tracer = handlers.trace(model)
+        out = tracer(*args, **kwargs)
+        box["trace"] = tracer.trace
+        return out
+
+    return run
+
+
+def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
+                    observed: tuple[str, ...] | list[str] | None = None,
+                    check_values: bool = True) -> tuple[ModelSites, dict[str, Any]]:
+    """Trace the program once on ``kwargs``; return its sites and the trace.
+
+    Bad data becomes a :class:`DataError` naming the argument:
+
+    * an array argument holding NaN or inf, when the program's log density at a prior draw is
+      not finite with it (a program that handles missing values itself — an HMM masks NaN —
+      passes, as does one that declares ``accepts_missing = True`` or a tuple of argument
+      names as an attribute);
+    * an observed value whose shape does not broadcast with its site's distribution;
+    * an observed value outside the support of a NumPyro distribution (a label 2 for a
+      Bernoulli, a class 5 of 3). Custom distributions check their own values.
+
+    A failure of the trace itself is a DataError on the non-finite argument when there is one,
+    else on ``data``. ``check_values=False`` only traces (the values are not used as such).
+    """
+    accepts = _accepts_missing(model)
+    nonfinite = [] if accepts is True else [(k, d) for k, d in nonfinite_arguments(kwargs) if k not in accepts]
+    box: dict[str, Any] = {}
+    try:
+        sites = inspect_model(_recorded(model, box), kwargs, seed=seed)
+    except PPLModelsError:
+        raise
+    except (ValueError, TypeError, IndexError, FloatingPointError) as exc:
+        why = f"the program failed on them: {type(exc).__name__}: {exc}"
+        if nonfinite:
+            name, got = nonfinite[0]
+            raise DataError(name, "finite values (no NaN or inf)", got, why) from exc
+        raise DataError("data", "keyword arguments the model accepts and can run on",
+                        f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
+    trace = box["trace"]
+    if not check_values:
+        return sites, trace
+    if nonfinite:
+        lp = _log_density_at(model, kwargs, trace)
+        if not np.isfinite(lp):
+            name, got = nonfinite[0]
+            others = [k for k, _ in nonfinite[1:]]
+            hint = (f"the program's log density is {lp} with them"
+                    + (f"; non-finite values are also in {others}" if others else "")
+                    + "; a program that handles missing values itself can say so with "
+                      "`program.accepts_missing = True`")
+            raise DataError(name, "finite values (no NaN or inf)", got, hint)
+    _check_observed_sites(trace, kwargs, observed)
+    return sites, trace
+
+
+def _log_density_at(model: Callable, kwargs: Mapping[str, Any], trace: Mapping[str, Any]) -> float:
+    """The program's joint log density at the traced values of its latent sites."""
+    params = {k: s["value"] for k, s in trace.items() if s["type"] == "sample" and not s.get("is_observed")}
+    try:
+        with warnings.catch_warnings():  # NumPyro warns of out-of-support values; we report them
+            warnings.simplefilter("ignore")
+            lp, _ = log_density(model, (), dict(kwargs), params)
+        return float(lp)
+    except PPLModelsError:
+        raise
+    except (ValueError, TypeError, IndexError, FloatingPointError):
+        return float("nan")
+
+
+def _observed_argument(site_name: str, kwargs: Mapping[str, Any],
+                       observed: tuple[str, ...] | list[str] | None) -> str:
+    if site_name in kwargs:
+        return site_name
+    named = [k for k in (observed or ()) if k in kwargs]
+    return named[0] if len(named) == 1 else site_name
+
+
+def _describe_support(support: Any) -> str:
+    """A constraint in words: "0 or 1", "integers 0..2", "non-negative integers", else its repr."""
+    base = getattr(support, "base_constraint", support)
+    kind = type(base).__name__
+    lo, hi = getattr(base, "lower_bound", None), getattr(base, "upper_bound", None)
+
+    def one(v: Any) -> Any:
+        u = np.unique(np.asarray(v)) if v is not None else np.array([])
+        return u.item() if u.size == 1 else None
+
+    if kind == "_Boolean":
+        return "0 or 1"
+    if kind == "_IntegerInterval" and one(lo) is not None and one(hi) is not None:
+        return f"integers {one(lo)}..{one(hi)}"
+    if kind in ("_IntegerGreaterThan", "_IntegerNonnegative", "_IntegerPositive") and one(lo) is not None:
+        return "non-negative integers" if one(lo) == 0 else f"integers >= {one(lo)}"
+    return str(support)
+
+
+def _check_observed_sites(trace: Mapping[str, Any], kwargs: Mapping[str, Any],
+                          observed: tuple[str, ...] | list[str] | None) -> None:
+    from numpyro.distributions.distribution import MaskedDistribution
+
+    for name, site in trace.items():
+        if site["type"] != "sample" or not site.get("is_observed", False):
+            continue
+        fn, value = site["fn"], site["value"]
+        arg = _observed_argument(name, kwargs, observed)
+        dist_shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
+        try:
+            np.broadcast_shapes(tuple(np.shape(value)), dist_shape)
+        except ValueError:
+            raise DataError(arg, f"an array whose shape broadcasts with {dist_shape}, the shape of the "
+                            f"observed site `{name}` ({type(fn).__name__} with batch shape "
+                            f"{tuple(fn.batch_shape)} and event shape {tuple(fn.event_shape)})",
+                            f"shape {tuple(np.shape(value))}") from None
+        inner = fn
+        while hasattr(inner, "base_dist"):
+            if isinstance(inner, MaskedDistribution):
+                break
+            inner = inner.base_dist
+        # only NumPyro's own distributions: a custom one (an HMM with padded steps, a Bayes net
+        # with -1 for a missing value) decides itself which values it takes
+        if (site.get("mask") is not None or isinstance(inner, MaskedDistribution)
+                or not type(inner).__module__.startswith("numpyro.")):
+            continue
+        try:
+            support = fn.support
+            ok = np.asarray(support(value))
+        except Exception:  # a support that cannot be evaluated on this value: nothing to say
+            continue
+        v = np.asarray(value)
+        finite = np.isfinite(v) if np.issubdtype(v.dtype, np.inexact) else np.ones(v.shape, bool)
+        ev = int(getattr(support, "event_dim", 0))
+        if ev:
+            finite = finite.all(axis=tuple(range(-ev, 0)))
+        try:
+            ok, finite = np.broadcast_arrays(ok, finite)
+        except ValueError:
+            continue
+        bad = ~ok & finite
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            shown = v[idx].item() if ev == 0 and v.shape == bad.shape else "a row"
+            raise DataError(arg, f"values in the support of the observed site `{name}` "
+                            f"({type(inner).__name__}: {_describe_support(support)})",
+                            f"{int(bad.sum())} value(s) outside it, the first {shown!r} at index {idx}")
+
+
+def _site_log_probs(trace: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for name, site in trace.items():
+        if site["type"] != "sample":
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lp = site["fn"].log_prob(site["value"])
+            if site.get("mask") is not None:
+                lp = jnp.where(site["mask"], lp, 0.0)
+            out[name] = float(jnp.sum(lp))
+        except Exception:
+            out[name] = float("nan")
+    return out
+
+
+@contextlib.contextmanager
+def _program_errors(model: Callable, kwargs: Mapping[str, Any], trace: Mapping[str, Any], what: str,
+                    init: Any):
+    """Turn NumPyro's failures on a program and its data into a :class:`ModelError` saying what
+    went wrong (the original error is kept as the cause)."""
+    try:
+        yield
+    except PPLModelsError:
+        raise
+    except RuntimeError as exc:
+        if "Cannot find valid initial parameters" not in str(exc):
+            raise
+        lps = _site_log_probs(trace)
+        bad = sorted(k for k, v in lps.items() if not np.isfinite(v))
+        where = (f"at a draw from the prior the log density of {bad} is not finite" if bad else
+                 "at a draw from the prior every site's log density is finite, so the initial "
+                 "points tried lie where the density or its gradient is not; try another "
+                 "init_strategy ('sample', 'uniform')")
+        strategy = getattr(init, "__name__", None) or getattr(getattr(init, "func", None), "__name__", repr(init))
+        raise ModelError(f"{what}: no valid initial values: the init strategy {strategy} found no point "
+                         f"where the log density and its gradient are finite ({where})") from exc
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ModelError(f"{what}: the program failed on its data: {type(exc).__name__}: {exc}") from exc
 
 
 def _named_init(name: str) -> Callable:
@@ -385,14 +613,17 @@ def sample_prior(
     num_samples = _positive_int("num_samples", num_samples)
     if observed is None and md is not None and md.observed:
         observed = md.observed
-    sites = inspect_model(model, kwargs, seed=int(seed))
+    sites, trace = inspect_program(model, kwargs, seed=int(seed), observed=observed, check_values=keep_observed)
     obs_names = observed_kwargs(sites, kwargs, observed)
     sim_kwargs = dict(kwargs)
     if not keep_observed:
         for name in obs_names:
             sim_kwargs[name] = None
+        # the values that matter now are those the simulation runs on (covariates, sizes)
+        _, trace = inspect_program(model, sim_kwargs, seed=int(seed))
     pred = Predictive(model, num_samples=num_samples)
-    out = pred(jax.random.PRNGKey(int(seed)), **_device_arrays(sim_kwargs))
+    with _program_errors(model, sim_kwargs, trace, "prior sampling", None):
+        out = pred(jax.random.PRNGKey(int(seed)), **_device_arrays(sim_kwargs))
     drop = set(sites.observed) if keep_observed else set()
     return {k: np.asarray(v) for k, v in out.items() if k not in drop}
 

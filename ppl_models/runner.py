@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .catalog import Card, inference_options
+from .catalog import Card, card_imports, inference_options
 from .diagnostics import ConvergenceReport, SBCResult, check_convergence, sbc
 from .fit import Fit, resolve_reference
 from .inference import fit as fit_model
@@ -136,7 +136,8 @@ def run_entry(card: Card, out: str | Path | None = None, overrides: dict[str, An
     summary = res.summary()
     result = RunResult(fit=res, report=report, summary=summary)
     if card.outputs.get("report"):
-        fn = resolve_reference(card.outputs["report"], f"{card.path.name}: [outputs] report")
+        with card_imports(card.path):
+            fn = resolve_reference(card.outputs["report"], f"{card.path.name}: [outputs] report")
         result.extra = dict(fn(res, md) or {})
     if out is not None:
         out = Path(out)
@@ -194,8 +195,11 @@ def check_entry(card: Card, out: str | Path | None = None, *, num_replications: 
     if out is not None:
         out = Path(out)
         atomic_write(out / "sbc.csv", lambda p: result.table.to_csv(p))
+        import matplotlib.pyplot as plt
+
         fig = result.plot()
         atomic_write(out / "sbc.png", lambda p: fig.savefig(p, dpi=90, format="png"))
+        plt.close(fig)
     return result
 
 

@@ -163,3 +163,78 @@ def test_card_naming_a_missing_module(tmp_path):
     p.write_text("[model]\nfunction = 'nowhere_module:f'\n[data]\nloader = 'nowhere_module:g'\n")
     r = _run_cli(["run", str(p)])
     assert r.returncode == 2 and "nowhere_module" in r.stderr and "Traceback" not in r.stderr
+
+
+def _card_beside_its_module(tmp_path, loader_body):
+    """A card and its module in one directory, named nowhere on sys.path."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "beside_module.py").write_text(USER_MODULE + loader_body)
+    card = cards / "beside.toml"
+    card.write_text(USER_CARD.replace("user_models_for_test:poisson_rate", "beside_module:poisson_rate")
+                    .replace("user_models_for_test:load", "beside_module:load"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": ""}
+    return card, elsewhere, env
+
+
+def test_a_cards_module_next_to_it_is_importable_from_anywhere(tmp_path):
+    card, elsewhere, env = _card_beside_its_module(tmp_path, "")
+    r = _run_cli(["sample", str(card), "--num-samples", "5", "--out", str(tmp_path / "out")], env, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert "counts" in r.stdout and (tmp_path / "out" / "prior.nc").exists()
+    # ... and the card's directory is on sys.path only while its references are resolved
+    import sys as _sys
+
+    before = list(_sys.path)
+    load_card(card).model()
+    assert _sys.path == before
+
+
+BAD_LOADERS = '''
+
+def load_nan(n=40, seed=0):
+    md = load(n, seed)
+    md.kwargs["counts"][3] = float("nan")
+    return md
+
+
+def load_short(n=40, seed=0):
+    md = load(n, seed)
+    md.kwargs["counts"] = md.kwargs["counts"][:-1]
+    return md
+
+
+def load_negative(n=40, seed=0):
+    md = load(n, seed)
+    md.kwargs["counts"][5] = -2
+    return md
+'''
+
+
+@pytest.mark.parametrize("loader, fragment", [
+    ("load_nan", r"argument `counts`: expected finite values (no NaN or inf), got 1 non-finite value(s), "
+                 r"the first nan at index (3,)"),
+    ("load_short", "argument `counts`: expected an array whose shape broadcasts with (40,)"),
+    ("load_negative", "argument `counts`: expected values in the support of the observed site `counts` "
+                      "(Poisson: non-negative integers), got 1 value(s) outside it, the first -2.0 at index (5,)"),
+])
+def test_bad_data_in_a_user_card_is_one_line_and_exit_2(tmp_path, loader, fragment):
+    card, elsewhere, env = _card_beside_its_module(tmp_path, BAD_LOADERS)
+    card.write_text(card.read_text().replace("beside_module:load", f"beside_module:{loader}"))
+    r = _run_cli(["run", str(card), "--no-progress"], env, cwd=elsewhere)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("ppl-models:")]
+    assert len(lines) == 1 and fragment in lines[0], r.stderr
+
+
+def test_an_internal_error_is_not_reported_as_a_failed_gate(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_cmd_list", broken)
+    assert cli.main(["list"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error (RuntimeError)" in err

@@ -205,3 +205,103 @@ def test_compilation_cache_is_pruned_oldest_first(tmp_path):
     assert prune_cache(tmp_path, max_bytes=500, force=True) == 6  # down to 80% of the limit
     left = sorted(p.name for p in tmp_path.glob("*-cache"))
     assert left == [f"key{i}-cache" for i in range(6, 10)]
+
+
+# ------------------------------------------------------------------ bad data on a user's program
+def regression(X, y=None):
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    with numpyro.plate("obs", X.shape[0]):
+        numpyro.sample("y", dist.Normal(X @ b, 1.0), obs=y)
+
+
+X_REG = np.random.default_rng(0).normal(size=(30, 2))
+Y_REG = X_REG @ np.array([1.0, -1.0]) + np.random.default_rng(1).normal(size=30)
+QUICK = dict(num_chains=1, num_warmup=20, num_samples=20)
+
+
+@pytest.mark.parametrize("method", ["nuts", "svi"])
+def test_non_finite_data_names_the_argument_and_index(method):
+    y = Y_REG.copy()
+    y[4] = np.nan
+    with pytest.raises(DataError, match=r"argument `y`: expected finite values.*nan at index \(4,\)"):
+        pm.fit(regression, {"X": X_REG, "y": y}, method=method, num_steps=10, **QUICK)
+    X = X_REG.copy()
+    X[7, 1] = np.inf
+    with pytest.raises(DataError, match=r"argument `X`: expected finite values.*inf at index \(7, 1\)"):
+        pm.fit(regression, {"X": X, "y": Y_REG}, method=method, num_steps=10, **QUICK)
+
+
+def test_wrong_shape_names_the_argument_and_the_site_shape():
+    with pytest.raises(DataError, match=r"argument `y`: expected an array whose shape broadcasts with \(30,\)"
+                                        r".*got shape \(29,\)"):
+        pm.fit(regression, {"X": X_REG, "y": Y_REG[:29]}, **QUICK)
+
+
+@pytest.mark.parametrize("labels, num_classes, fragment", [
+    ([0, 1, 2], 2, r"BernoulliLogits: 0 or 1\), got 10 value\(s\) outside it, the first 2 at index \(2,\)"),
+    ([0, -1, 1], 2, r"BernoulliLogits: 0 or 1\), got 10 value\(s\) outside it, the first -1 at index \(1,\)"),
+    ([0, 1, 5], 3, r"CategoricalLogits: integers 0..2\), got 10 value\(s\) outside it, the first 5"),
+])
+def test_labels_outside_the_support(labels, num_classes, fragment):
+    from ppl_models.models.logistic import logistic_regression
+
+    y = np.array(labels * 10)
+    with pytest.raises(DataError, match=r"argument `y`: expected values in the support of the observed site `y` "
+                                        r"\(" + fragment):
+        pm.fit(logistic_regression, {"X": X_REG, "y": y, "num_classes": num_classes}, **QUICK)
+
+
+def test_sample_prior_and_sbc_check_the_inputs_they_simulate_from():
+    X = X_REG.copy()
+    X[3, 0] = np.nan
+    with pytest.raises(DataError, match=r"argument `X`: expected finite values.*\(3, 0\)"):
+        pm.sample_prior(regression, {"X": X, "y": None}, num_samples=5)
+    with pytest.raises(DataError, match=r"argument `X`: expected finite values.*\(3, 0\)"):
+        pm.diagnostics.sbc(regression, {"X": X, "y": Y_REG}, num_replications=10, num_warmup=10, num_samples=10)
+    # the observed values are not used for forward sampling: NaN there is no error
+    y = Y_REG.copy()
+    y[0] = np.nan
+    assert pm.sample_prior(regression, {"X": X_REG, "y": y}, num_samples=5)["y"].shape == (5, 30)
+
+
+def masked_normal(y):
+    # a program that handles missing values itself: NaN marks them and they are masked out
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    present = ~np.isnan(y)
+    with numpyro.plate("obs", y.shape[0]), numpyro.handlers.mask(mask=present):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=np.where(present, y, 0.0))
+
+
+def test_a_program_that_handles_missing_values_takes_nan():
+    y = np.array([1.0, np.nan, 2.0, 3.0, np.nan, 2.5])
+    res = pm.fit(masked_normal, {"y": y}, num_chains=1, num_warmup=200, num_samples=400, seed=0)
+    prec = 1 / 25 + 4
+    _within_mcse(res, "mu", np.nansum(y) / prec, np.sqrt(1 / prec))
+
+
+def declares_missing(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+declares_missing.accepts_missing = ("y",)
+
+
+def test_declared_missing_values_are_left_to_the_program_and_a_failed_init_is_explained():
+    # the declaration turns the data check off; the density is then NaN everywhere, and NumPyro's
+    # "Cannot find valid initial parameters" becomes a ModelError that names the site
+    with pytest.raises(pm.ModelError, match=r"no valid initial values.*log density of \['y'\] is not finite"):
+        pm.fit(declares_missing, {"y": np.array([0.5, np.nan])}, **QUICK)
+
+
+def raises_its_own_error(y, k=0):
+    if k < 1:
+        raise pm.DataError("k", "an integer >= 1", k)
+    numpyro.sample("y", dist.Normal(numpyro.sample("mu", dist.Normal(0, 1)), 1.0), obs=y)
+
+
+def test_a_programs_own_error_is_not_replaced():
+    with pytest.raises(pm.DataError, match=r"argument `k`: expected an integer >= 1, got 0"):
+        pm.fit(raises_its_own_error, {"y": np.zeros(3)}, **QUICK)
+    with pytest.raises(pm.DataError, match=r"argument `k`"):
+        pm.sample_prior(raises_its_own_error, {"y": None}, num_samples=3)
