@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,8 @@ __all__ = [
     "sbc",
     "sbc_ranks",
     "rank_uniformity",
+    "ecdf_pvalue",
+    "ecdf_band",
 ]
 
 
@@ -200,28 +204,91 @@ def sbc_ranks(draws: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (np.asarray(draws) < np.asarray(truth)[:, None]).sum(axis=1)
 
 
-def _ecdf_band_pvalue(ranks: np.ndarray, L: int, rng: np.random.Generator, n_sim: int = 2000) -> float:
-    """P-value of the largest ECDF deviation of ranks from the discrete uniform on 0..L.
+@functools.lru_cache(maxsize=32)
+def _ecdf_tables(R: int, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise two-sided tail probabilities of the rank ECDF, and the Poisson cell masses.
 
-    The null distribution of the max |ECDF - CDF| statistic is simulated for the same R and L,
-    which makes the test a simultaneous band over the whole ECDF (Säilynoja et al. 2022 do the
-    same with an adjusted pointwise level).
+    Under uniform ranks on 0..L the count ``C_k`` of ranks <= k is Binomial(R, (k+1)/(L+1));
+    ``table[k, c] = min(1, 2 min(P(C_k <= c), P(C_k >= c)))`` for k = 0..L-1, c = 0..R.
     """
+    from scipy.stats import binom, poisson
+
+    z = (np.arange(L) + 1.0) / (L + 1.0)
+    c = np.arange(R + 1)
+    lower = binom.cdf(c[None, :], R, z[:, None])
+    upper = binom.sf(c[None, :] - 1, R, z[:, None])
+    table = np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    return table, poisson.pmf(c, R / (L + 1.0))
+
+
+def _band_coverage(allowed: np.ndarray, R: int, L: int) -> float:
+    """P(every ``C_k`` lies in ``allowed[k]``) for uniform ranks, exactly.
+
+    The L+1 cell counts are multinomial, i.e. independent Poisson(R/(L+1)) counts conditioned
+    on their sum being R: a forward recursion over the cells on the cumulative count (the
+    recursion of Säilynoja et al. 2022's optimisation method), divided by P(sum = R).
+    """
+    from scipy.stats import poisson
+
+    _, pmf = _ecdf_tables(R, L)
+    v = pmf * allowed[0]
+    for k in range(1, L):
+        v = np.convolve(v, pmf)[: R + 1] * allowed[k]
+    return float(np.dot(v, pmf[::-1]) / poisson.pmf(R, R))
+
+
+def ecdf_pvalue(ranks: np.ndarray, L: int) -> float:
+    """Exact p-value of the simultaneous ECDF test of ranks in ``0..L`` against uniformity.
+
+    The statistic is the smallest pointwise two-sided binomial tail probability of the rank
+    ECDF over the grid 0..L-1 (Säilynoja, Bürkner & Vehtari 2022: their simultaneous band is
+    the set of ECDFs whose smallest pointwise probability exceeds a threshold). Its null
+    distribution is computed exactly (:func:`_band_coverage`), so the p-value has no Monte
+    Carlo floor and can be compared with any Bonferroni level.
+    """
+    ranks = np.asarray(ranks).astype(int)
     R = ranks.shape[0]
-    grid = np.arange(L + 1)
-    cdf = (grid + 1) / (L + 1)
+    if L < 1:
+        return 1.0
+    table, _ = _ecdf_tables(R, L)
+    counts = np.cumsum(np.bincount(ranks, minlength=L + 1)[: L + 1])[:L]
+    t_obs = float(table[np.arange(L), counts].min())
+    # P(T <= t_obs) = 1 - P(every pointwise probability > t_obs); the relative margin keeps the
+    # observed ECDF itself out of the band despite rounding
+    cover = _band_coverage(table > t_obs * (1 + 1e-9), R, L)
+    return float(min(1.0, max(0.0, 1.0 - cover)))
 
-    def stat(r):
-        ecdf = (r[..., None] <= grid).mean(axis=-2)
-        return np.abs(ecdf - cdf).max(axis=-1)
 
-    obs = stat(ranks)
-    sims = stat(rng.integers(0, L + 1, size=(n_sim, R)))
-    return float((1 + (sims >= obs - 1e-12).sum()) / (n_sim + 1))
+def ecdf_band(R: int, L: int, prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """The simultaneous ``prob`` band of the rank ECDF at 0..L-1: (lower, upper) ECDF values.
+
+    Every ECDF of R uniform ranks on 0..L stays inside it with probability >= ``prob``; an ECDF
+    leaves it exactly when :func:`ecdf_pvalue` <= 1 - ``prob``.
+    """
+    table, _ = _ecdf_tables(R, L)
+    # coverage falls as the threshold rises: find the largest threshold with coverage >= prob
+    levels = np.unique(table)
+    lo, hi = 0, len(levels) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _band_coverage(table >= levels[mid], R, L) >= prob:
+            lo = mid
+        else:
+            hi = mid - 1
+    inside = table >= levels[lo]
+    c = np.arange(R + 1)
+    lower = np.where(inside, c, R + 1).min(axis=1) / R
+    upper = np.where(inside, c, -1).max(axis=1) / R
+    return lower, upper
 
 
-def rank_uniformity(ranks: np.ndarray, L: int, *, bins: int | None = None, seed: int = 0) -> tuple[float, float]:
-    """(chi-square p-value, ECDF-band p-value) for ranks in ``0..L`` under uniformity."""
+def rank_uniformity(ranks: np.ndarray, L: int, *, bins: int | None = None) -> tuple[float, float]:
+    """(chi-square p-value, ECDF p-value) for ranks in ``0..L`` under uniformity.
+
+    The chi-square test is on ``bins`` equal groups of ranks; the ECDF test
+    (:func:`ecdf_pvalue`) is exact and sees smooth departures (a shift, a too wide or too
+    narrow posterior) that binning dilutes.
+    """
     from scipy.stats import chisquare
 
     ranks = np.asarray(ranks).astype(int)
@@ -235,8 +302,7 @@ def rank_uniformity(ranks: np.ndarray, L: int, *, bins: int | None = None, seed:
     widths = np.diff(np.floor(edges))
     expected = R * widths / (L + 1)
     p_chi = float(chisquare(counts, expected * counts.sum() / expected.sum()).pvalue)
-    p_ecdf = _ecdf_band_pvalue(ranks, L, np.random.default_rng(seed))
-    return p_chi, p_ecdf
+    return p_chi, ecdf_pvalue(ranks, L)
 
 
 @dataclass
@@ -277,28 +343,50 @@ class SBCResult:
         lines.append("SBC " + ("PASSED" if self.passed else "FAILED"))
         return "\n".join(lines)
 
-    def plot(self, path: str | None = None, max_params: int = 12):
-        """Rank histograms with the 99% band of a uniform histogram; saved to ``path`` if given."""
-        import matplotlib
+    @property
+    def level(self) -> float:
+        """The level each single test is held to: ``alpha / (2 * number of components)``."""
+        return self.alpha / max(1, 2 * len(self.table))
 
-        matplotlib.use("Agg", force=False)
+    def plot(self, path: str | None = None, max_params: int = 12):
+        """Per component: the rank histogram with the 99% band of a uniform bin count, and the
+        ECDF difference (rank ECDF minus the uniform CDF) with the simultaneous band at the
+        level the test uses: a component fails the ECDF test exactly when its line leaves that
+        band. Saved to ``path`` if given; the figure is returned."""
         import matplotlib.pyplot as plt
         from scipy.stats import binom
 
         names = list(self.table.index)[:max_params]
         ncol = min(4, len(names))
         nrow = int(np.ceil(len(names) / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.4 * nrow), squeeze=False)
-        R = self.num_replications
-        bins = int(max(2, min(20, R // 5, self.num_draws + 1)))
+        fig, axes = plt.subplots(2 * nrow, ncol, figsize=(3.2 * ncol, 4.4 * nrow), squeeze=False,
+                                 gridspec_kw={"height_ratios": [1, 1] * nrow})
+        R, L = self.num_replications, self.num_draws
+        bins = int(max(2, min(20, R // 5, L + 1)))
         lo, hi = binom.ppf([0.005, 0.995], R, 1 / bins)
-        for ax, name in zip(axes.flat, names):
-            ax.hist(self._component(name), bins=np.linspace(0, self.num_draws + 1, bins + 1), color="C0")
-            ax.axhspan(lo, hi, color="0.85", zorder=0)
-            ax.set_title(name, fontsize=9)
-            ax.set_yticks([])
-        for ax in list(axes.flat)[len(names):]:
-            ax.axis("off")
+        grid = np.arange(L)
+        cdf = (grid + 1.0) / (L + 1.0)
+        band_lo, band_hi = ecdf_band(R, L, 1.0 - self.level)
+        for i, name in enumerate(names):
+            ax_h, ax_e = axes[2 * (i // ncol), i % ncol], axes[2 * (i // ncol) + 1, i % ncol]
+            ranks = self._component(name)
+            failed = not bool(self.table.loc[name, "passed"])
+            ax_h.hist(ranks, bins=np.linspace(0, L + 1, bins + 1), color="C3" if failed else "C0")
+            ax_h.axhspan(lo, hi, color="0.85", zorder=0)
+            ax_h.set_title(name + ("  (FAIL)" if failed else ""), fontsize=9)
+            ax_h.set_yticks([])
+            ecdf = np.cumsum(np.bincount(ranks, minlength=L + 1)[: L + 1])[:L] / R
+            ax_e.fill_between(grid, band_lo - cdf, band_hi - cdf, step="post", color="0.85", lw=0)
+            ax_e.step(grid, ecdf - cdf, where="post", color="C3" if failed else "C0", lw=1.2)
+            ax_e.axhline(0.0, color="0.5", lw=0.6)
+            ax_e.set_xlim(0, L)
+            ax_e.tick_params(labelsize=7)
+            ax_e.set_ylabel("ECDF diff.", fontsize=7)
+        for ax in list(axes.flat):
+            if not ax.has_data():
+                ax.axis("off")
+        fig.suptitle(f"SBC ranks of {R} replications among {L} draws; ECDF band at level {self.level:.2g}",
+                     fontsize=9)
         fig.tight_layout()
         if path:
             fig.savefig(path, dpi=100)
@@ -362,15 +450,16 @@ def sbc(
     """
     import jax
 
-    from ._trace import inspect_model, observed_kwargs
+    from ._trace import observed_kwargs
     from .batched import fit_many
-    from .inference import sample_prior
+    from .inference import inspect_program, sample_prior
 
     kwargs = as_mapping("data", data)
     md_obs = data.observed if isinstance(data, ModelData) else None
     if not isinstance(num_replications, int) or num_replications < 10:
         raise DataError("num_replications", "an integer >= 10", describe(num_replications))
-    sites = inspect_model(model, kwargs, seed=seed)
+    # traced only: the observed values are replaced by simulations, whose inputs sample_prior checks
+    sites, _ = inspect_program(model, kwargs, seed=seed, check_values=False)
     obs_names = observed_kwargs(sites, kwargs, observed or md_obs)
     if not obs_names:
         # data given with the observations left as None: those arguments are the observed ones
@@ -414,12 +503,12 @@ def sbc(
             comp = r[(slice(None),) + idx]
             if np.all(dr[(slice(None), slice(None)) + idx] == th[(slice(None),) + idx][:, None]):
                 continue  # a fixed component (e.g. the first of an ordered vector pinned at 0)
-            p_chi, p_ecdf = rank_uniformity(comp, L, seed=seed)
+            p_chi, p_ecdf = rank_uniformity(comp, L)
             rows.append({"parameter": label, "chi2_p": p_chi, "ecdf_p": p_ecdf})
     table = pd.DataFrame(rows).set_index("parameter")
     # Bonferroni over every test made, so that `alpha` is the chance that a correct inference
     # fails anywhere (a 31-coefficient regression would otherwise fail by chance half the time).
-    level = alpha / max(1, 2 * len(table))
+    level = alpha / max(1, 2 * len(table))  # = SBCResult.level
     table["passed"] = (table["chi2_p"] >= level) & (table["ecdf_p"] >= level)
     return SBCResult(ranks=ranks, table=table, num_draws=L, alpha=alpha,
                      num_replications=num_replications, divergences=divergences, truth=truth)

@@ -8,7 +8,8 @@ import numpyro.distributions as dist
 import pytest
 
 import ppl_models as pm
-from ppl_models.diagnostics import check_convergence, rank_uniformity, sbc, sbc_ranks
+from ppl_models.diagnostics import (check_convergence, ecdf_band, ecdf_pvalue, rank_uniformity, sbc,
+                                    sbc_ranks)
 
 
 def normal_mean(y=None, n=5, prior_sd=1.0):
@@ -51,6 +52,69 @@ def test_rank_uniformity_detects_skew():
     skewed = np.minimum(100, (rng.beta(2, 1, size=200) * 101).astype(int))
     assert min(rank_uniformity(uniform, 100)) > 0.01
     assert max(rank_uniformity(skewed, 100)) < 0.01
+
+
+def test_ecdf_pvalue_is_exact():
+    # R = 4 ranks on 0..3: enumerate all 256 rank sets, the statistic being the smallest
+    # pointwise two-sided binomial tail probability of the ECDF over 0..L-1
+    import itertools
+
+    from scipy.stats import binom
+
+    R, L = 4, 3
+
+    def stat(r):
+        c = np.cumsum(np.bincount(r, minlength=L + 1))[:L]
+        z = (np.arange(L) + 1) / (L + 1)
+        return np.minimum(1, 2 * np.minimum(binom.cdf(c, R, z), binom.sf(c - 1, R, z))).min()
+
+    every = np.array(list(itertools.product(range(L + 1), repeat=R)))
+    stats = np.array([stat(r) for r in every])
+    for r in every[::17]:
+        exact = np.mean(stats <= stat(r) * (1 + 1e-9))
+        assert ecdf_pvalue(r, L) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_ecdf_pvalue_is_valid_and_not_trivially_conservative():
+    rng = np.random.default_rng(3)
+    n = 400
+    p = np.array([ecdf_pvalue(rng.integers(0, 50, size=50), 49) for _ in range(n)])
+    for a in (0.01, 0.05, 0.2):
+        assert np.mean(p <= a) <= a + 3 * np.sqrt(a * (1 - a) / n), (a, np.mean(p <= a))
+    assert np.mean(p <= 0.2) > 0.12
+
+
+def test_the_ecdf_test_alone_can_reject_at_the_level_of_many_components():
+    # 31 components and two tests each: every single test is held to 0.01 / 62 = 1.6e-4. A
+    # simulated ECDF p-value with 2000 draws could never go below 1/2001 = 5e-4; the exact one
+    # can. The ranks never fall in the lowest tenth (the truth is never in the posterior's lower
+    # tail) but are otherwise even, which the 20-bin chi-square does not see.
+    level = 0.01 / 62
+    R, L = 200, 99
+    u = (np.arange(R) + 0.5) / R
+    ranks = np.floor(10 + (L + 1 - 10) * u).astype(int)
+    p_chi, p_ecdf = rank_uniformity(ranks, L)
+    assert p_chi > level
+    assert p_ecdf < level
+    # and the ECDF leaves the simultaneous band drawn at that level
+    lower, upper = ecdf_band(R, L, 1 - level)
+    ecdf = np.cumsum(np.bincount(ranks, minlength=L + 1))[:L] / R
+    assert np.any((ecdf < lower) | (ecdf > upper))
+
+
+def test_ecdf_band_and_pvalue_agree():
+    rng = np.random.default_rng(5)
+    R, L, prob = 60, 30, 0.9
+    lower, upper = ecdf_band(R, L, prob)
+    outside_seen = inside_seen = 0
+    for _ in range(200):
+        ranks = np.minimum(L, (rng.beta(1.3, 1.0, size=R) * (L + 1)).astype(int))
+        ecdf = np.cumsum(np.bincount(ranks, minlength=L + 1))[:L] / R
+        outside = bool(np.any((ecdf < lower) | (ecdf > upper)))
+        assert outside == (ecdf_pvalue(ranks, L) <= 1 - prob)
+        outside_seen += outside
+        inside_seen += not outside
+    assert outside_seen and inside_seen
 
 
 def test_sbc_ranks_counts_draws_below_truth():
