@@ -101,6 +101,7 @@ __all__ = [
     "posterior_predictive_density",
     "sample_with_components",
     "relabel",
+    "catalog_report",
     "COMPONENT_SITES",
 ] + list(_kernel_module.__all__)  # the kernels, re-exported
 
@@ -1122,3 +1123,30 @@ def _rebuild_weight_parameters(model: Callable, before: Mapping[str, np.ndarray]
         g = np.asarray(before["weights_unnormalised"])
         # weights = g[::-1] / sum(g): the permuted g with the same total gives the new weights.
         after["weights_unnormalised"] = (w[..., ::-1] * g.sum(axis=-1, keepdims=True)).astype(g.dtype)
+
+
+#: ``ModelData.extra`` keys holding a reference labelling of the rows (e.g. penguin species),
+#: which :func:`catalog_report` compares the hard assignments with.
+REFERENCE_LABEL_KEYS = ("species", "labels")
+
+
+def catalog_report(fit: Any, model_data: ModelData, max_draws: int = 400) -> dict[str, Any]:
+    """What ``ppl-models run`` prints for a mixture card (``[outputs] report``).
+
+    Returns a dict: ``cluster_sizes``, the number of points hard-assigned to each component
+    (:func:`posterior_assignments` on the fitted data, ``max_draws`` draws), and, for every
+    reference labelling the data set carries in ``extra`` (:data:`REFERENCE_LABEL_KEYS`, e.g. the
+    penguins' species, never used in fitting), ``adjusted_rand_index_vs_<key>``: the adjusted Rand
+    index of the hard assignments against it (1 = the same partition, ~0 = chance).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    z = posterior_assignments(fit, max_draws=max_draws)
+    K = int(fit.get_samples()["weights"].shape[-1])
+    out: dict[str, Any] = {"cluster_sizes": np.bincount(z, minlength=K).tolist()}
+    extra = getattr(model_data, "extra", None) or {}
+    for key in REFERENCE_LABEL_KEYS:
+        labels = extra.get(key)
+        if labels is not None and len(labels) == len(z):
+            out[f"adjusted_rand_index_vs_{key}"] = round(float(adjusted_rand_score(np.asarray(labels), z)), 4)
+    return out

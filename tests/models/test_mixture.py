@@ -577,10 +577,33 @@ def test_catalog_entries_pass_the_gate(entry):
     rep = diagnostics.check_convergence(f, **card.gate)
     assert rep.passed, str(rep)
     if entry == "penguins_gmm":
-        from sklearn.metrics import adjusted_rand_score
+        # what `ppl-models run penguins_gmm` prints (the card's report)
+        ari = mm.catalog_report(f, md)["adjusted_rand_index_vs_species"]
+        assert ari > 0.9, ari
 
-        ari = adjusted_rand_score(md.extra["species"], mm.posterior_assignments(f, max_draws=400))
-        assert ari > 0.7, ari
+
+def test_catalog_report_gives_the_ari_against_reference_labels():
+    """The card report: hard-assignment sizes and the ARI against the data's reference labels."""
+    from ppl_models.data import ModelData
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([2, 0], [30, 20])  # label codes need not match component numbers
+    x = np.where(labels == 2, -3.0, 3.0) + 0.3 * rng.normal(size=50)
+    x[0] = 3.0  # one point the mixture puts in the other cluster
+    samples = {"weights": np.full((4, 1, 2), 0.5), "loc": np.tile([-3.0, 3.0], (4, 1, 1)),
+               "scale": np.full((4, 1, 2), 0.3)}  # (chain, draw, K)
+    md = ModelData(kwargs={"x": x, "num_components": 2}, observed=("x",), extra={"species": labels})
+    f = pm.Fit.from_samples(mm.gaussian_mixture, md.kwargs, samples, "nuts")
+    rep = mm.catalog_report(f, md)
+    assert rep["cluster_sizes"] == [29, 21]
+    z = np.where(x < 0, 0, 1)
+    assert rep["adjusted_rand_index_vs_species"] == pytest.approx(adjusted_rand_score(labels, z), abs=1e-4)
+    assert 0.8 < rep["adjusted_rand_index_vs_species"] < 1.0
+    # no reference labelling: sizes only
+    assert set(mm.catalog_report(f, ModelData(kwargs=md.kwargs, observed=("x",)))) == {"cluster_sizes"}
+    from ppl_models.catalog import load_card
+    assert load_card("penguins_gmm").outputs["report"] == "ppl_models.models.mixture:catalog_report"
 
 
 def test_helpers_on_new_points_keep_the_fitted_options(gmm_fit):
