@@ -161,6 +161,16 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+@pytest.mark.slow
+@parametrize_with_checks([
+    lr.BayesianLogisticRegression(method="nuts", num_chains=1, num_warmup=20, num_samples=20, random_state=0),
+])
+def test_sklearn_compatible_with_nuts(estimator, check):
+    # every check also passes with the NumPyro program sampled by NUTS (short chains: the checks
+    # are about the interface, not the posterior)
+    check(estimator)
+
+
 def test_coef_in_input_units():
     X, y, _ = _simulate(n=500, seed=7)
     X = X * np.array([10.0, 0.1, 1.0]) + 5.0
@@ -194,6 +204,27 @@ def test_estimator_with_nuts():
     lap = lr.BayesianLogisticRegression(method="laplace", num_samples=4000, random_state=0).fit(X, y)
     np.testing.assert_allclose(est.predict_proba(X), lap.predict_proba(X), atol=0.03)
     assert est.fit_.method == "nuts" and est.fit_.num_divergences == 0
+
+
+@pytest.mark.slow
+def test_sbc_detects_a_prior_mismatch_and_passes_without_it():
+    # data simulated with N(0, 5^2) priors, fitted with the model's N(0, 2.5^2): the truth falls in
+    # the posterior's tails too often, and SBC must fail; the same settings pass with the right
+    # prior, so the failure is the mismatch's
+    import functools
+
+    from ppl_models.datasets.sklearn_sets import load_breast_cancer
+    from ppl_models.diagnostics import sbc
+
+    md = load_breast_cancer(num_rows=40)
+    data = {"X": md.kwargs["X"][:, :4], "y": md.kwargs["y"]}
+    settings = dict(num_replications=60, num_warmup=150, num_samples=150, seed=0)
+    right = sbc(lr.logistic_regression, data, **settings)
+    assert right.passed, str(right)
+    wide = functools.partial(lr.logistic_regression, prior_scale=5.0, intercept_scale=5.0)
+    wrong = sbc(lr.logistic_regression, data, simulator=wide, **settings)
+    assert not wrong.passed, str(wrong)
+    assert not wrong.table["passed"].any(), str(wrong)
 
 
 def test_same_random_state_same_draws():
