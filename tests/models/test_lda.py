@@ -547,3 +547,18 @@ def test_prodlda_heldout_scoring_blocks_equal_the_dense_computation():
     # a budget of 30 logits: one document a block, the 40 words in chunks of 30 (the second padded)
     small = lda._prodlda_slot_log_probs(fit, theta, ids, max_elements=30)
     np.testing.assert_allclose(small, dense_slots, rtol=1e-5, atol=1e-5)
+
+
+def test_abstract_site_inspection_equals_the_core_one(sim):
+    """The fits read the programs' sites from an abstract run (nothing drawn or compiled); it
+    must classify them exactly as the core's concrete ``inspect_model`` does."""
+    from ppl_models._trace import inspect_model
+
+    kw = sim["md"].kwargs
+    for model, kwargs in ((lda.lda, kw), (lda.prodlda, dict(kw, alpha=1.0, hidden=5))):
+        got, want = lda._inspect_sites(model, kwargs), inspect_model(model, dict(kwargs), seed=0)
+        for field in ("latent", "observed", "deterministic", "dims", "shapes", "discrete_latent"):
+            assert getattr(got, field) == getattr(want, field), field
+        assert got.observed_values.keys() == want.observed_values.keys()
+        for k in got.observed_values:
+            np.testing.assert_array_equal(got.observed_values[k], want.observed_values[k])
