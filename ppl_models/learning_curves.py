@@ -21,8 +21,10 @@ How each kind of model is fitted:
 * :class:`~ppl_models.models.logistic.BayesianLogisticRegression` with ``method="laplace"``:
   an **approximate** (Gaussian at the mode) posterior, :func:`weighted_laplace_posterior`,
   the same Laplace approximation as
-  :func:`~ppl_models.models.logistic.laplace_posterior` with 0/1 row weights so that it too
-  compiles once per data set and ``vmap``s over the padded splits; the mode is found by
+  :func:`~ppl_models.models.logistic.laplace_posterior` with 0/1 row weights, so that training
+  sets of different sizes padded to one length share a compilation and ``vmap`` together. The
+  training rows are gathered and padded per group of sizes (m ≤ N/16, ≤ N/4, the rest: at most
+  three compilations per data set), so that a fit's cost follows its own m; the mode is found by
   Newton's method and every fit is checked to have reached it (gradient below tolerance; a fit
   that has not is flagged, and left out of the curves). With two classes the predictive
   probabilities are the exact mean of p(y | x, β) under the Gaussian (a one-dimensional
@@ -258,6 +260,17 @@ def _padded(masks: np.ndarray, keys, batch_size: int):
         masks = np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
         keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
     return masks, keys, bs
+
+
+def _padded_arrays(keys, arrays, batch_size: int):
+    """:func:`_padded` for several per-fit arrays."""
+    B = arrays[0].shape[0]
+    bs = max(1, min(int(batch_size), B))
+    pad = (-B) % bs
+    if pad:
+        arrays = [np.concatenate([a, np.repeat(a[-1:], pad, 0)]) for a in arrays]
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
+    return keys, arrays, bs
 
 
 def _masked_standardize(X, w):
@@ -529,10 +542,49 @@ def _lr_opts(est) -> dict[str, Any]:
                 intercept=bool(p["fit_intercept"]), intercept_scale=float(p["intercept_scale"]))
 
 
-def _laplace_one(mask, X, codes, num_classes, standardize, opts):
-    w = mask.astype(X.dtype)
-    Z = _masked_standardize(X, w) if standardize else X
-    return weighted_laplace_posterior(Z, codes, w, num_classes=num_classes, **opts), Z
+def _laplace_one(idx, w, X, codes, num_classes, standardize, opts):
+    """One Laplace fit on the training rows ``X[idx]`` of weight ``w`` (0 on padding), and every
+    row of ``X`` on the scale the fit sees (standardized by the training rows)."""
+    Xt = X[idx]
+    if standardize:
+        n = jnp.sum(w)
+        mean = (w @ Xt) / n
+        sd = jnp.sqrt((w @ (Xt - mean) ** 2) / n)
+        # A relative threshold (the estimators test sd > 0): a constant column's sd computed
+        # through a weighted sum can come out at round-off level instead of exactly 0.
+        scale = jnp.where(sd > 1e-10 * jnp.maximum(1.0, jnp.abs(mean)), sd, 1.0)
+        Zt, Z = (Xt - mean) / scale, (X - mean) / scale
+    else:
+        Zt, Z = Xt, X
+    return weighted_laplace_posterior(Zt, codes[idx], w, num_classes=num_classes, **opts), Z
+
+
+# Fits are grouped by training size, and each group's training sets are gathered and padded to
+# the group's largest m (not to the N rows of the data set), so that a Newton step costs
+# O(m·P²), not O(N·P²), at small m. Group boundaries: m ≤ N/16, m ≤ N/4, the rest; each group
+# compiles once (at most three compilations per data set and model).
+_GROUP_FRACTIONS = (1 / 16, 1 / 4)
+
+
+def _laplace_groups(masks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(fits, idx, w)`` per group: fit positions, gathered row indices (G, L) padded with
+    row 0, and 0/1 weights (G, L)."""
+    m = masks.sum(1)
+    N = masks.shape[1]
+    bounds = [N * f for f in _GROUP_FRACTIONS] + [np.inf]
+    label = np.searchsorted(np.asarray(bounds), m, side="left")
+    out = []
+    for g in np.unique(label):
+        fits = np.flatnonzero(label == g)
+        L = int(m[fits].max())
+        idx = np.zeros((len(fits), L), dtype=np.int64)
+        w = np.zeros((len(fits), L))
+        for j, i in enumerate(fits):
+            rows = np.flatnonzero(masks[i])
+            idx[j, : len(rows)] = rows
+            w[j, : len(rows)] = 1.0
+        out.append((fits, idx, w))
+    return out
 
 
 # Trapezoid nodes for :func:`expected_sigmoid` (step 0.5; exponentially accurate for these
@@ -571,12 +623,12 @@ def _laplace_binary_proba(Z, post: _lr.LaplacePosterior, intercept: bool):
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "standardize", "num_samples", "batch_size", "opts"))
-def _laplace_proba_jit(keys, masks, X, codes, *, num_classes, standardize, num_samples, batch_size, opts):
+def _laplace_proba_jit(keys, idx, w, X, codes, *, num_classes, standardize, num_samples, batch_size, opts):
     opts = dict(opts)
 
     def one(args):
-        key, mask = args
-        post, Z = _laplace_one(mask, X, codes, num_classes, standardize, opts)
+        key, i, wi = args
+        post, Z = _laplace_one(i, wi, X, codes, num_classes, standardize, opts)
         if num_classes == 2:
             return _laplace_binary_proba(Z, post, opts["intercept"]), post.converged
         draws = _lr.sample_laplace(key, post, num_samples, num_features=X.shape[1], num_classes=num_classes,
@@ -586,16 +638,16 @@ def _laplace_proba_jit(keys, masks, X, codes, *, num_classes, standardize, num_s
         probs = jax.vmap(_lr.class_probabilities, in_axes=(None, 0, 0))(Z, coef, b0)
         return jnp.mean(probs, 0), post.converged
 
-    return jax.lax.map(one, (keys, masks), batch_size=batch_size)
+    return jax.lax.map(one, (keys, idx, w), batch_size=batch_size)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "standardize", "opts"))
-def _laplace_posterior_jit(masks, X, codes, *, num_classes, standardize, opts):
-    return jax.vmap(lambda mask: _laplace_one(mask, X, codes, num_classes, standardize, dict(opts))[0])(masks)
+def _laplace_posterior_jit(idx, w, X, codes, *, num_classes, standardize, opts):
+    return jax.vmap(lambda i, wi: _laplace_one(i, wi, X, codes, num_classes, standardize, dict(opts))[0])(idx, w)
 
 
 def batched_laplace_posterior(estimator, X, codes, masks, *, num_classes: int) -> _lr.LaplacePosterior:
-    """Laplace posteriors of many logistic fits, ``vmap``-ed, one compilation.
+    """Laplace posteriors of many logistic fits, ``vmap``-ed (one compilation per size group).
 
     Parameters as :func:`batched_laplace_proba`.
 
@@ -606,16 +658,31 @@ def batched_laplace_posterior(estimator, X, codes, masks, *, num_classes: int) -
         ``estimator.standardize`` (as ``estimator.laplace_`` after fitting on each training set).
     """
     opts = tuple(sorted(_lr_opts(estimator).items()))
+    masks = np.asarray(masks, bool)
+    parts = []
     with jax.enable_x64(True):
-        post = _laplace_posterior_jit(jnp.asarray(np.asarray(masks, bool)), jnp.asarray(X, jnp.float64),
-                                      jnp.asarray(codes, jnp.int32), num_classes=int(num_classes),
-                                      standardize=bool(estimator.standardize), opts=opts)
-        return _lr.LaplacePosterior(*(np.asarray(v) for v in post))
+        Xj, cj = jnp.asarray(X, jnp.float64), jnp.asarray(codes, jnp.int32)
+        for fits, idx, w in _laplace_groups(masks):
+            post = _laplace_posterior_jit(jnp.asarray(idx), jnp.asarray(w), Xj, cj, num_classes=int(num_classes),
+                                          standardize=bool(estimator.standardize), opts=opts)
+            parts.append((fits, [np.asarray(v) for v in post]))
+    out = []
+    for k in range(3):
+        first = parts[0][1][k]
+        field = np.empty((masks.shape[0],) + first.shape[1:], first.dtype)
+        for fits, vals in parts:
+            field[fits] = vals[k]
+        out.append(field)
+    return _lr.LaplacePosterior(*out)
 
 
 def batched_laplace_proba(estimator, X, codes, masks, *, num_classes: int, seed: int = 0,
                           batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior-mean class probabilities of many Laplace logistic fits, one compilation.
+    """Posterior-mean class probabilities of many Laplace logistic fits, compiled once per size group.
+
+    The fits are grouped by training size (m ≤ N/16, m ≤ N/4, larger) and each group's
+    training rows are gathered and padded to the group's largest m, so that the cost of a fit
+    grows with its m rather than with the N rows of the data set; predictions are for all N rows.
 
     The posterior is the **Laplace approximation** (:func:`weighted_laplace_posterior`);
     probabilities are the mean of p(y | x, β) under it. With two classes that mean is computed
@@ -644,17 +711,22 @@ def batched_laplace_proba(estimator, X, codes, masks, *, num_classes: int, seed:
         (:func:`weighted_laplace_posterior`).
     """
     masks = np.asarray(masks, bool)
-    B = masks.shape[0]
+    B, N = masks.shape
     keys = jax.random.split(jax.random.PRNGKey(seed), B)
-    masks, keys, bs = _padded(masks, keys, batch_size)
     opts = tuple(sorted(_lr_opts(estimator).items()))
+    proba = np.empty((B, N, int(num_classes)))
+    conv = np.empty(B, bool)
     with jax.enable_x64(True):
-        proba, conv = _laplace_proba_jit(keys, jnp.asarray(masks), jnp.asarray(X, jnp.float64),
-                                         jnp.asarray(codes, jnp.int32), num_classes=int(num_classes),
-                                         standardize=bool(estimator.standardize),
-                                         num_samples=int(estimator.num_samples), batch_size=bs,
-                                         opts=opts)
-        return np.asarray(proba)[:B], np.asarray(conv)[:B]
+        Xj, cj = jnp.asarray(X, jnp.float64), jnp.asarray(codes, jnp.int32)
+        for fits, idx, w in _laplace_groups(masks):
+            G = len(fits)
+            k, (idx_p, w_p), bs = _padded_arrays(keys[fits], [idx, w], batch_size)
+            p, c = _laplace_proba_jit(k, jnp.asarray(idx_p), jnp.asarray(w_p), Xj, cj, num_classes=int(num_classes),
+                                      standardize=bool(estimator.standardize),
+                                      num_samples=int(estimator.num_samples), batch_size=bs, opts=opts)
+            proba[fits] = np.asarray(p)[:G]
+            conv[fits] = np.asarray(c)[:G]
+    return proba, conv
 
 
 def _nuts_proba(est, X, codes, masks, sizes_of_fit, num_classes, seed) -> np.ndarray:

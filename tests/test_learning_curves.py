@@ -187,7 +187,9 @@ def _study_masks(y, sizes, seed=0, n_splits=100):
 def test_batched_laplace_equals_single_fits(cancer):
     X, y = cancer
     rng = np.random.default_rng(3)
-    masks = np.concatenate([stratified_train_masks(y, m, 2, rng) for m in (12, 150)])
+    # Sizes in each of the three size groups (m ≤ N/16, ≤ N/4, larger; N = 569), interleaved:
+    # every fit must come back in its own place.
+    masks = np.concatenate([stratified_train_masks(y, m, 2, rng) for m in (150, 12, 60, 13)])
     est = BayesianLogisticRegression(method="laplace")
     batch = batched_laplace_posterior(est, X, y, masks, num_classes=2)
     assert batch.converged.all()
@@ -527,7 +529,8 @@ def test_batched_laplace_proba_is_the_exact_laplace_predictive(cancer):
     from ppl_models.learning_curves import batched_laplace_proba
 
     X, y = cancer
-    masks = stratified_train_masks(y, 8, 3, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    masks = np.concatenate([stratified_train_masks(y, m, 1, rng) for m in (8, 200, 9, 60)])
     est = BayesianLogisticRegression(method="laplace")
     proba, conv = batched_laplace_proba(est, X, y, masks, num_classes=2)
     post = batched_laplace_posterior(est, X, y, masks, num_classes=2)
