@@ -322,6 +322,8 @@ def nonfinite_arguments(kwargs: Mapping[str, Any]) -> list[tuple[str, str]]:
     the description naming how many and the first one's value and index."""
     out = []
     for name, v in kwargs.items():
+        if isinstance(v, jax.core.Tracer):  # no values to look at under a transformation
+            continue
         if isinstance(v, jax.Array):
             if not jnp.issubdtype(v.dtype, jnp.inexact) or bool(jnp.all(jnp.isfinite(v))):
                 continue

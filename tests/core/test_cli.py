@@ -184,6 +184,16 @@ def test_a_cards_module_next_to_it_is_importable_from_anywhere(tmp_path):
     r = _run_cli(["sample", str(card), "--num-samples", "5", "--out", str(tmp_path / "out")], env, cwd=elsewhere)
     assert r.returncode == 0, r.stderr
     assert "counts" in r.stdout and (tmp_path / "out" / "prior.nc").exists()
+    # a module in the current directory, the card elsewhere, through the console script (whose
+    # sys.path, unlike `python -m`'s, does not start with the current directory)
+    script = Path(sys.executable).with_name("ppl-models")
+    if script.exists():
+        (elsewhere / "beside_module.py").write_text((card.parent / "beside_module.py").read_text())
+        (card.parent / "beside_module.py").unlink()
+        r = subprocess.run([str(script), "sample", str(card), "--num-samples", "5"], capture_output=True,
+                           text=True, env=dict(os.environ, **env), cwd=elsewhere, timeout=600)
+        assert r.returncode == 0, r.stderr
+        (card.parent / "beside_module.py").write_text((elsewhere / "beside_module.py").read_text())
     # ... and the card's directory is on sys.path only while its references are resolved
     import sys as _sys
 
