@@ -1628,6 +1628,42 @@ def bayesnet_model(network: Any, obs: Any = None, num_rows: int | None = None,
         numpyro.sample("obs", BayesNetRows(net, tables, has_missing=has_missing), obs=obs)
 
 
+def _bayesnet_init_strategy(data: Any = None, seed: int = 0):
+    """Where NUTS and SVI on :func:`bayesnet_model` start: every table at its available-case
+    posterior mean.
+
+    Each node's row counts come from the rows where the node and its parents are all observed
+    (:func:`count_table`; unbiased when values are missing completely at random), plus the
+    prior's concentration: a point near the posterior's bulk, strictly inside every simplex.
+    The generic start (the median of prior draws) puts the 509 free entries of ALARM's tables
+    far from the data, and warm-up then spends its first hundreds of steps getting there.
+    ``None`` (the generic start) when there are no observed rows.
+    """
+    from numpyro.infer.initialization import init_to_value
+
+    del seed
+    kwargs = getattr(data, "kwargs", data)
+    if not isinstance(kwargs, Mapping) or kwargs.get("obs") is None or kwargs.get("network") is None:
+        return None
+    obs = kwargs["obs"]
+    if isinstance(obs, jax.core.Tracer):
+        return None
+    net = _as_network(kwargs["network"])
+    codes = np.asarray(obs)
+    if codes.ndim != 2 or codes.shape[1] != len(net.nodes):
+        return None
+    conc = float(kwargs.get("prior_concentration", 1.0))
+    values = {}
+    for v in net.nodes:
+        counts = count_table(net, codes, v) + conc
+        rows = counts.reshape(-1, counts.shape[-1])
+        values[cpt_site(v)] = jnp.asarray(rows / rows.sum(axis=-1, keepdims=True))
+    return init_to_value(values=values)
+
+
+bayesnet_model.default_init_strategy = _bayesnet_init_strategy
+
+
 # 2 dims per table plus chain and draw must stay within NumPy's 64 dimensions (see network_data)
 _MAX_LABELLED_NODES = 30
 

@@ -677,6 +677,26 @@ def test_svi_recovers_the_tables(two_node):
         np.testing.assert_allclose(post.tables[v].mean(axis=0), exact.tables[v].mean(axis=0), atol=0.02)
 
 
+def test_fits_start_at_the_available_case_posterior_mean(two_node):
+    frame = two_node.sample(400, seed=8).astype(object)
+    frame = frame.mask(np.random.default_rng(3).random(frame.shape) < 0.3)
+    md = bn.network_data(two_node, frame)
+    strategy = bn.bayesnet_model.default_init_strategy(md, seed=0)
+    # init_to_value: the site's value is the given one, whatever the prior would draw
+    tr = numpyro.handlers.trace(numpyro.handlers.substitute(
+        numpyro.handlers.seed(bn.bayesnet_model, 0),
+        substitute_fn=lambda site: strategy(site) if site["type"] == "sample" and not site["is_observed"] else None,
+    )).get_trace(**md.kwargs)
+    complete_b = frame.dropna()  # rows where b and its parent a are both observed
+    expected_b = np.array([[(complete_b[(complete_b.a == a)].b == b).sum() + 1.0 for b in ("u", "v")]
+                           for a in ("x", "y")])
+    expected_b /= expected_b.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(tr["cpt_b"]["value"]), expected_b, rtol=1e-6)
+    a_counts = np.array([(frame.a == a).sum() + 1.0 for a in ("x", "y")])
+    np.testing.assert_allclose(np.asarray(tr["cpt_a"]["value"])[0], a_counts / a_counts.sum(), rtol=1e-6)
+    # nothing to start from: the generic start
+    assert bn.bayesnet_model.default_init_strategy({"network": two_node, "obs": None, "num_rows": 5}) is None
+
 def _two_node_exact_posterior_mean(frame):
     """Posterior means of the two-node tables (Dirichlet(1) rows) by quadrature on a grid.
 
