@@ -10,6 +10,23 @@ The engine is JAX/XLA itself; nothing here schedules work.
 * :func:`initialize_distributed` — wire a multi-host run through ``jax.distributed.initialize``
   from environment variables (nothing hard-coded); a no-op on a single host.
 
+Multi-host data. After :func:`initialize_distributed`, :func:`data_mesh` spans every process's
+devices, and there are two ways to place the rows on it:
+
+* ``shard_rows(data, names)`` (the default, and what ``fit(..., shard=[...])`` does): every
+  process passes the *same, full* arrays. ``jax.device_put`` then keeps on each process only
+  the rows of its own devices, but each process must first hold (read, or build) all of them.
+* ``shard_rows(local_data, names, process_local=True)``: each process passes only *its own*
+  rows (the same number on every process, a multiple of its local device count), e.g. its
+  share of the files; the global array is assembled with
+  ``jax.make_array_from_process_local_data``, with process ``p``'s rows as the ``p``-th block.
+  No process ever holds the whole data set. Use the result with
+  ``pm.log_joint_fn(model, sharded)`` or pass it on to ``fit(..., shard=[...])``, which keeps
+  arrays already sharded this way as they are.
+
+The single-process path of both is tested here (``tests/core/test_scale.py``, 4 host
+devices); no multi-process run has been tested.
+
 On a CPU, several devices exist only if XLA is told before JAX starts
 (``XLA_FLAGS=--xla_force_host_platform_device_count=N``); importing ppl_models first does that
 (see ``PPL_MODELS_HOST_DEVICES``).
@@ -51,26 +68,74 @@ def data_mesh(num_devices: int | None = None) -> Mesh:
         return Mesh(np.array(devices[:n]), ("data",))
 
 
-def shard_rows(data: Mapping[str, Any], names: Sequence[str], mesh: Mesh | None = None) -> dict[str, Any]:
+def _row_spec(ndim: int) -> PartitionSpec:
+    return PartitionSpec("data", *([None] * (ndim - 1)))
+
+
+def _already_sharded(value: Any, sharding: NamedSharding) -> bool:
+    """Whether ``value`` is a JAX array already split by rows over ``sharding``'s mesh."""
+    if not isinstance(value, jax.Array) or value.ndim == 0:
+        return False
+    try:
+        return value.sharding.is_equivalent_to(sharding, value.ndim)
+    except Exception:  # a sharding of another kind
+        return False
+
+
+def shard_rows(data: Mapping[str, Any], names: Sequence[str], mesh: Mesh | None = None, *,
+               process_local: bool = False) -> dict[str, Any]:
     """``data`` with the arrays in ``names`` split by rows (axis 0) across ``mesh``.
 
-    Every other argument is left as it is (replicated where used). The number of rows must be
-    a multiple of the number of devices: XLA partitions only even splits.
+    Every other argument is left as it is (replicated where used). XLA partitions only even
+    splits, so the number of rows must be a multiple of the number of devices. Arrays already
+    split this way over ``mesh`` (a previous call's output) are kept as they are.
+
+    Parameters
+    ----------
+    data : mapping
+        The program's keyword arguments.
+    names : sequence of str
+        The arguments to split by rows.
+    mesh : Mesh, optional
+        Default :func:`data_mesh` (every device JAX sees, on every process).
+    process_local : bool
+        ``False`` (default): the arrays are the full data, and under multi-process JAX every
+        process must pass the same full arrays (``jax.device_put`` of a global sharding).
+        ``True``: each process passes only its own rows, the same number on every process and
+        a multiple of its devices in the mesh; the global array, process ``p``'s rows as block
+        ``p``, is built with ``jax.make_array_from_process_local_data``. On one process both
+        give the same array.
     """
     mesh = mesh if mesh is not None else data_mesh()
     n_dev = mesh.devices.size
+    here = jax.process_index()
+    local_devices = [d for d in mesh.devices.flat if d.process_index == here]
+    n_proc = len({d.process_index for d in mesh.devices.flat})
     out = dict(data)
     for name in names:
         if name not in out:
             raise DataError("shard", f"names of the model's keyword arguments {sorted(out)}", repr(name))
-        arr = np.asarray(out[name])
-        if arr.ndim == 0:
+        value = out[name]
+        if np.ndim(value) == 0:
             raise DataError(f"shard[{name!r}]", "an array with a row axis", "a scalar")
+        sharding = NamedSharding(mesh, _row_spec(np.ndim(value)))
+        if _already_sharded(value, sharding):
+            continue
+        arr = np.asarray(value)
+        if process_local:
+            if not local_devices:
+                raise DataError("mesh", f"a mesh with devices of this process ({here})", f"devices {mesh.devices}")
+            if arr.shape[0] % len(local_devices):
+                raise DataError(f"shard[{name!r}]",
+                                f"a number of local rows divisible by this process's {len(local_devices)} devices",
+                                f"{arr.shape[0]} rows", "drop or pad rows")
+            global_shape = (arr.shape[0] * n_proc,) + arr.shape[1:]
+            out[name] = jax.make_array_from_process_local_data(sharding, arr, global_shape)
+            continue
         if arr.shape[0] % n_dev:
             raise DataError(f"shard[{name!r}]", f"a number of rows divisible by the {n_dev} devices",
                             f"{arr.shape[0]} rows", "drop or pad rows, or use fewer devices")
-        spec = PartitionSpec("data", *([None] * (arr.ndim - 1)))
-        out[name] = jax.device_put(arr, NamedSharding(mesh, spec))
+        out[name] = jax.device_put(arr, sharding)
     return out
 
 

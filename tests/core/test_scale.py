@@ -101,6 +101,22 @@ SCRIPT = textwrap.dedent('''
     np.testing.assert_allclose(sa.svi_losses, sb.svi_losses, rtol=1e-6)
     np.testing.assert_allclose(sa.samples["beta"].mean(axis=(0, 1)), sb.samples["beta"].mean(axis=(0, 1)), rtol=1e-5)
 
+    # the per-process path (each process passes its own rows; here the one process has them all)
+    # builds the same global array, and already-sharded arrays pass through unchanged
+    local = shard_rows(data, ["X", "y"], process_local=True)
+    assert local["X"].sharding.is_equivalent_to(sharded["X"].sharding, 2)
+    np.testing.assert_array_equal(np.asarray(local["X"]), X)
+    np.testing.assert_array_equal(np.asarray(local["y"]), y)
+    again = shard_rows(local, ["X", "y"])
+    assert again["X"] is local["X"] and again["y"] is local["y"]
+    lj_local = pm.log_joint_fn(logistic, local)
+    v3, g3 = f_shard({"beta": jnp.ones(5)}, lj_local.arrays)
+    v4, g4 = f_shard({"beta": jnp.ones(5)}, lj_shard.arrays)
+    np.testing.assert_array_equal(v3, v4)
+    np.testing.assert_array_equal(g3["beta"], g4["beta"])
+    sc = pm.fit(logistic, local, method="svi", num_steps=300, seed=0, shard=["X", "y"], progress_bar=False)
+    np.testing.assert_allclose(sc.svi_losses, sb.svi_losses, rtol=1e-6)
+
     # parallel chains (one per device) give the same draws as sequential chains, same seed
     p = pm.fit(logistic, data, num_chains=4, num_warmup=100, num_samples=100, seed=3, chain_method="parallel")
     s = pm.fit(logistic, data, num_chains=4, num_warmup=100, num_samples=100, seed=3, chain_method="sequential")
@@ -131,6 +147,11 @@ def test_shard_rows_needs_even_splits():
         shard_rows({"X": np.zeros((n + 1, 2))}, ["X"], mesh)
     with pytest.raises(DataError, match="shard"):
         shard_rows({"X": np.zeros((n, 2))}, ["Z"], mesh)
+    with pytest.raises(DataError, match="local rows divisible"):
+        shard_rows({"X": np.zeros((n + 1, 2))}, ["X"], mesh, process_local=True)
+    local = shard_rows({"X": np.arange(2 * n * 2.0).reshape(2 * n, 2)}, ["X"], mesh, process_local=True)
+    np.testing.assert_array_equal(np.asarray(local["X"]), np.arange(2 * n * 2.0).reshape(2 * n, 2))
+    assert len(local["X"].sharding.device_set) == n
 
 
 def test_single_host_path_is_a_no_op():
@@ -140,3 +161,104 @@ def test_single_host_path_is_a_no_op():
 def test_partial_multi_host_environment_is_an_error():
     with pytest.raises(DataError, match=DISTRIBUTED_ENV["num_processes"]):
         initialize_distributed({DISTRIBUTED_ENV["coordinator_address"]: "10.0.0.1:1234"})
+
+
+# --------------------------------------------------------------------------- chain method default
+def test_default_chain_method_uses_a_device_per_chain_when_there_are_enough(monkeypatch):
+    import jax
+
+    from ppl_models.inference import default_chain_method
+
+    monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 4)
+    assert default_chain_method(1) == "sequential"  # one chain: nothing to spread
+    assert default_chain_method(2) == "parallel"
+    assert default_chain_method(4) == "parallel"
+    assert default_chain_method(5) == "sequential"  # fewer devices than chains
+    monkeypatch.setattr(jax, "local_device_count", lambda *a, **k: 1)
+    assert default_chain_method(4) == "sequential"
+
+
+# --------------------------------------------------------------------------- precision switch
+PRECISION_SCRIPT = textwrap.dedent('''
+    import jax, jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+    import ppl_models as pm
+
+    def model(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0, 10))
+        with numpyro.plate("obs", 50):
+            numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+
+    y = np.random.default_rng(0).normal(3.0, 1.0, 50)
+    assert jnp.asarray(1.0).dtype == jnp.float32  # float32 by default
+    f32 = pm.fit(model, {"y": y}, method="map", num_steps=200, learning_rate=0.1, seed=0, progress_bar=False)
+    assert f32.samples["mu"].dtype == np.float32, f32.samples["mu"].dtype
+    pm.set_precision(True)
+    assert jnp.asarray(1.0).dtype == jnp.float64
+    assert float(jnp.asarray(1.0) + 1e-12) != 1.0  # a difference float32 cannot hold
+    f64 = pm.fit(model, {"y": y}, method="svi", num_steps=300, learning_rate=0.2, seed=0, progress_bar=False)
+    assert f64.samples["mu"].dtype == np.float64, f64.samples["mu"].dtype
+    assert f64.log_likelihood()["y"].dtype == np.float64
+    assert abs(f64.samples["mu"].mean() - y.mean()) < 0.3
+    pm.set_precision(False)
+    assert jnp.asarray(1.0).dtype == jnp.float32
+    print("PRECISION-OK")
+''')
+
+
+def test_set_precision_switches_jax_between_float32_and_float64(tmp_path):
+    script = tmp_path / "precision_check.py"
+    script.write_text(PRECISION_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64",)}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "PRECISION-OK" in r.stdout, r.stderr[-4000:]
+
+
+# --------------------------------------------------------------------------- one HMM per series
+@pytest.mark.slow  # ~10 s on an idle 2-core machine, most of it NUTS over three series in lock-step
+def test_fit_many_fits_one_hmm_per_series_in_one_compiled_call(monkeypatch):
+    import jax
+    import numpy as np
+
+    from ppl_models import batched
+    from ppl_models.models.hmm import poisson_hmm
+
+    class CountingJax:
+        """``jax`` as seen by ppl_models.batched, with its jit calls recorded."""
+
+        def __init__(self):
+            self.jitted = []
+            self.calls = 0
+
+        def __getattr__(self, name):
+            return getattr(jax, name)
+
+        def jit(self, fn, **kwargs):
+            compiled = jax.jit(fn, **kwargs)
+            self.jitted.append(compiled)
+
+            def call(*args, **kw):
+                self.calls += 1
+                return compiled(*args, **kw)
+            return call
+
+    spy = CountingJax()
+    monkeypatch.setattr(batched, "jax", spy)
+    rng = np.random.default_rng(0)
+    rates = np.array([[2.0, 8.0], [3.0, 12.0], [5.0, 18.0]])  # per series: the low and the high state
+    T = 100
+    series = []
+    for low, high in rates:
+        state, obs = 0, []
+        for _ in range(T):  # sticky two-state chain
+            state = state if rng.random() < 0.9 else 1 - state
+            obs.append(rng.poisson((low, high)[state]))
+        series.append(obs)
+    obs = np.asarray(series, dtype=np.float32)  # (3 series, T)
+    draws = batched.fit_many(poisson_hmm, {"obs": obs}, {"num_states": 2}, num_warmup=100, num_samples=100,
+                             max_tree_depth=5, seed=0)
+    assert len(spy.jitted) == 1 and spy.calls == 1  # three fits, one compiled call
+    assert spy.jitted[0]._cache_size() == 1
+    assert draws["rates"].shape == (3, 100, 2)
+    est = draws["rates"].mean(axis=1)  # (3, 2): state 0 has the lower rate (ordered)
+    np.testing.assert_allclose(est, rates, rtol=0.2)
+    assert draws["diverging"].mean() < 0.05
