@@ -23,8 +23,8 @@ How each kind of model is fitted:
   the same Laplace approximation as
   :func:`~ppl_models.models.logistic.laplace_posterior` with 0/1 row weights, so that training
   sets of different sizes padded to one length share a compilation and ``vmap`` together. The
-  training rows are gathered and padded per group of sizes (m ≤ N/16, ≤ N/4, the rest: at most
-  three compilations per data set), so that a fit's cost follows its own m; the mode is found by
+  training rows are gathered and padded per group of sizes (m ≤ N/8 and the rest: two
+  compilations per data set), so that a small fit does not cost what a large one does; the mode is found by
   Newton's method and every fit is checked to have reached it (gradient below tolerance; a fit
   that has not is flagged, and left out of the curves). With two classes the predictive
   probabilities are the exact mean of p(y | x, β) under the Gaussian (a one-dimensional
@@ -561,9 +561,10 @@ def _laplace_one(idx, w, X, codes, num_classes, standardize, opts):
 
 # Fits are grouped by training size, and each group's training sets are gathered and padded to
 # the group's largest m (not to the N rows of the data set), so that a Newton step costs
-# O(m·P²), not O(N·P²), at small m. Group boundaries: m ≤ N/16, m ≤ N/4, the rest; each group
-# compiles once (at most three compilations per data set and model).
-_GROUP_FRACTIONS = (1 / 16, 1 / 4)
+# O(m·P²), not O(N·P²), at small m. Each group compiles once, and a compilation costs more than
+# hundreds of small fits (benchmarks/results/learning_curves.md), so there are two groups:
+# m ≤ N/8 and the rest.
+_GROUP_FRACTIONS = (1 / 8,)
 
 
 def _laplace_groups(masks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -680,7 +681,7 @@ def batched_laplace_proba(estimator, X, codes, masks, *, num_classes: int, seed:
                           batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Posterior-mean class probabilities of many Laplace logistic fits, compiled once per size group.
 
-    The fits are grouped by training size (m ≤ N/16, m ≤ N/4, larger) and each group's
+    The fits are grouped by training size (m ≤ N/8 and larger) and each group's
     training rows are gathered and padded to the group's largest m, so that the cost of a fit
     grows with its m rather than with the N rows of the data set; predictions are for all N rows.
 

@@ -187,8 +187,8 @@ def _study_masks(y, sizes, seed=0, n_splits=100):
 def test_batched_laplace_equals_single_fits(cancer):
     X, y = cancer
     rng = np.random.default_rng(3)
-    # Sizes in each of the three size groups (m ≤ N/16, ≤ N/4, larger; N = 569), interleaved:
-    # every fit must come back in its own place.
+    # Sizes in both size groups (m ≤ N/8, larger; N = 569), interleaved: every fit must come
+    # back in its own place.
     masks = np.concatenate([stratified_train_masks(y, m, 2, rng) for m in (150, 12, 60, 13)])
     est = BayesianLogisticRegression(method="laplace")
     batch = batched_laplace_posterior(est, X, y, masks, num_classes=2)
