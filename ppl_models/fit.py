@@ -171,6 +171,36 @@ class _ChunkSink:
         return dict(self.results)
 
 
+_TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+                 jax.errors.TracerArrayConversionError)
+
+
+class _ChunkRunner:
+    """``fn(key, draws, kwargs)`` for chunk after chunk of draws, compiled once.
+
+    The data's JAX arrays are arguments of the jitted function (not constants folded into it);
+    everything else (sizes, options, ``None``) is closed over as it is. Inside, the draws run one
+    at a time (``lax.map``), so a chunk holds its result and one draw's intermediates. A program
+    that needs concrete data values (Python control flow on them) cannot be traced with its
+    data as arguments: it then runs eagerly, chunk by chunk, as before.
+    """
+
+    def __init__(self, fn: Callable, kwargs: Mapping[str, Any]):
+        self.fn = fn
+        self.arrays = {k: v for k, v in kwargs.items() if isinstance(v, jax.Array)}
+        self.static = {k: v for k, v in kwargs.items() if k not in self.arrays}
+        self.jitted = jax.jit(lambda key, draws, arrays: fn(key, draws, {**self.static, **arrays}))
+        self.eager = False
+
+    def __call__(self, key, draws):
+        if not self.eager:
+            try:
+                return self.jitted(key, draws, self.arrays)
+            except _TRACE_ERRORS:
+                self.eager = True
+        return self.fn(key, draws, {**self.static, **self.arrays})
+
+
 def _flat(samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
 
@@ -337,9 +367,12 @@ class Fit:
         model = self._with_params(self._require_model("log_likelihood"))
         flat = self._latent_flat()
         dev = device_kwargs(self.data)
-        for start in range(0, total, step):
-            part = {k: v[start:start + step] for k, v in flat.items()}
-            sink.put(start, nlog_lik(model, part, parallel=True, **dev))
+        if step >= total:  # all draws at once, vectorized
+            sink.put(0, nlog_lik(model, flat, parallel=True, **dev))
+        else:  # chunk by chunk, compiled once, one draw at a time inside a chunk
+            run = _ChunkRunner(lambda key, draws, kw: nlog_lik(model, draws, parallel=False, **kw), dev)
+            for start in range(0, total, step):
+                sink.put(start, run(None, {k: v[start:start + step] for k, v in flat.items()}))
         self._log_lik = sink.result()
         return self._log_lik
 
@@ -393,13 +426,15 @@ class Fit:
         step = _batch_size(batch_size, total)
         sink = _ChunkSink(out, (n_chain, n_draw))
         dev = device_kwargs(kwargs)
+        if step >= total:  # all draws at once: one at a time inside (lax.map), eagerly
+            sink.put(0, Predictive(model, posterior_samples=latent, return_sites=sites)(jax.random.PRNGKey(seed), **dev))
+            return sink.result()
+        # chunk by chunk, compiled once (not once per chunk), one draw at a time inside a chunk
+        run = _ChunkRunner(lambda key, draws, kw: Predictive(model, posterior_samples=draws, return_sites=sites)(key, **kw),
+                           dev)
         for i, start in enumerate(range(0, total, step)):
             part = {k: v[start:start + step] for k, v in latent.items()}
-            key = jax.random.fold_in(jax.random.PRNGKey(seed), i) if step < total else jax.random.PRNGKey(seed)
-            # a chunk is vectorized (vmap); without batch_size the draws run one at a time
-            # (lax.map), which keeps the intermediates of a single draw only
-            pred = Predictive(model, posterior_samples=part, return_sites=sites, parallel=batch_size is not None)
-            sink.put(start, pred(key, **dev))
+            sink.put(start, run(jax.random.fold_in(jax.random.PRNGKey(seed), i), part))
         return sink.result()
 
     # ------------------------------------------------------------------ ArviZ

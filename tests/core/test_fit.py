@@ -288,3 +288,20 @@ def test_svi_fit_saves_and_loads_its_params_and_losses(data, tmp_path):
     np.testing.assert_array_equal(back.svi_losses, res.svi_losses)
     np.testing.assert_array_equal(back.predict({"x": np.eye(2, dtype=np.float32)}, seed=4)["y"], before)
     assert back.info["final_loss"] == pytest.approx(float(res.svi_losses[-1]))
+
+
+def branchy(x=None, y=None):
+    # Python control flow on a data value: cannot be traced with the data as jit arguments
+    scale = 2.0 if float(np.asarray(x).max()) > 100 else 1.0
+    a = numpyro.sample("a", dist.Normal(0, 2))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a + 0 * x[:, 0], scale), obs=y)
+
+
+def test_chunks_of_a_program_that_needs_concrete_data_run_eagerly(data):
+    f = pm.Fit.from_samples(branchy, data.kwargs, {"a": np.linspace(-1, 1, 40)[None]}, method="exact")
+    full = f.log_likelihood()["y"]
+    np.testing.assert_allclose(_fresh(f).log_likelihood(batch_size=15)["y"], full, rtol=1e-6, atol=1e-6)
+    pred = f.predict(seed=0, batch_size=15)["y"]
+    assert pred.shape == (1, 40, 60) and np.isfinite(pred).all()
+    np.testing.assert_allclose(pred.mean(axis=2)[0], np.linspace(-1, 1, 40), atol=0.6)
