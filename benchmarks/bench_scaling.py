@@ -21,7 +21,8 @@ written to disk; the result is never in memory).
 
 Every run writes ``benchmarks/results/scaling.md`` (the tables, the command, the date, the git
 revision and the load average before and after) and the raw records to ``scaling.json``
-beside it (``--out-dir`` elsewhere, ``--no-write`` not at all).
+beside it (``--out-dir`` elsewhere, ``--no-write`` not at all, ``--append`` after the runs
+already there).
 
     python benchmarks/bench_scaling.py [--sizes 100000 1000000] [--devices 1 2 4] [--no-weak]
         [--predict-draws 1000 --predict-points 1000000 --predict-chunk 100] [--only-predict]
@@ -163,6 +164,8 @@ def main() -> None:
                     help="skip the all-at-once prediction (it holds the whole result and more)")
     ap.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--no-write", action="store_true", help="print only; write no results files")
+    ap.add_argument("--append", action="store_true",
+                    help="add this run (its own header and tables) to the existing scaling.md / .json")
     args = ap.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _loadavg()
@@ -246,8 +249,15 @@ def write_results(args, started, load_before: str, sections: list[str]) -> None:
             "git_revision": _git_revision(), "loadavg_before": load_before, "loadavg_after": _loadavg(),
             "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "jax": jax.__version__}
-    head = ["# Scaling benchmark (`benchmarks/bench_scaling.py`)", "",
-            f"- command: `{meta['command']}`",
+    md, js = os.path.join(args.out_dir, "scaling.md"), os.path.join(args.out_dir, "scaling.json")
+    runs = []
+    if args.append and os.path.exists(js):
+        with open(js) as fh:
+            old = json.load(fh)
+        runs = old["runs"] if "runs" in old else [old]
+    head = ["# Scaling benchmark (`benchmarks/bench_scaling.py`)", ""] if not (args.append and os.path.exists(md)) else [
+        "", f"# Run {len(runs) + 1}", ""]
+    head += [f"- command: `{meta['command']}`",
             f"- run: {meta['started_utc']} to {meta['finished_utc']} (UTC)",
             f"- git revision: {meta['git_revision']}",
             f"- machine: {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}, jax {meta['jax']}",
@@ -256,11 +266,12 @@ def write_results(args, started, load_before: str, sections: list[str]) -> None:
             "- devices are XLA host devices (`--xla_force_host_platform_device_count`), which share the CPUs;",
             "  gradient: median of 20 jitted value-and-gradient calls of the sharded log joint; NUTS: 1 chain,",
             "  100 warm-up + 100 draws; SVI: 300 steps; peak RSS: the child process's `ru_maxrss`.", ""]
-    with open(os.path.join(args.out_dir, "scaling.md"), "w") as fh:
+    with open(md, "a" if args.append else "w") as fh:
         fh.write("\n".join(head + sections))
-    with open(os.path.join(args.out_dir, "scaling.json"), "w") as fh:
-        json.dump({"meta": meta, "records": RECORDS}, fh, indent=1)
-    print(f"wrote {os.path.join(args.out_dir, 'scaling.md')} and scaling.json")
+    runs.append({"meta": meta, "records": RECORDS})
+    with open(js, "w") as fh:
+        json.dump({"runs": runs}, fh, indent=1)
+    print(f"wrote {md} and {js}")
 
 
 if __name__ == "__main__":
