@@ -124,7 +124,7 @@ class RowSource:
         self._group_rows = np.array([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)],
                                     dtype=np.int64)
         self._shuffle_groups = int(shuffle_groups)
-        self._cache: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._cache: dict[tuple[int, int, int], dict[str, np.ndarray]] = {}
         self.num_rows = int(self._group_rows.sum())
         return self
 
@@ -139,7 +139,7 @@ class RowSource:
 
     def _window_rows(self, seed: int, epoch: int, w: int, groups: np.ndarray) -> dict[str, np.ndarray]:
         """The rows of window ``w`` of ``epoch``, shuffled (the two latest windows are kept)."""
-        key = (epoch, w)
+        key = (seed, epoch, w)
         if key not in self._cache:
             pf, columns = self._parquet
             names = sorted({c for v in columns.values() for c in ([v] if isinstance(v, str) else v)})

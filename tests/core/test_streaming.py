@@ -218,6 +218,9 @@ def test_parquet_batches_have_exactly_batch_size_rows_and_cover_every_row_once_a
         np.testing.assert_array_equal(np.sort(stream[epoch * n:(epoch + 1) * n]), np.arange(n))
     again = RowSource.from_parquet(tmp_path / "rows.parquet", {"X": ["a", "b", "c"], "y": "y"}, shuffle_groups=2)
     np.testing.assert_array_equal(again.batch(17, batch, seed=5)["y"], seen[17])  # a function of (seed, step)
+    other = src.batch(17, batch, seed=6)["y"]  # the same source, another seed: another batch
+    assert not np.array_equal(other, seen[17])
+    np.testing.assert_array_equal(src.batch(17, batch, seed=5)["y"], seen[17])
     with pytest.raises(DataError, match="shuffle_groups"):
         RowSource.from_parquet(tmp_path / "rows.parquet", {"y": "y"}, shuffle_groups=0)
     with pytest.raises(DataError, match="columns"):
