@@ -127,6 +127,7 @@ def run(cfg: dict) -> dict:
 
 
 RECORDS: list[dict] = []
+REVISION: list[str] = []
 
 
 def _loadavg() -> str:
@@ -143,7 +144,7 @@ def _git_revision() -> str:
                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-        return rev + (" (with uncommitted changes)" if dirty else "") if rev else "unknown"
+        return rev + (" (uncommitted changes in the tree)" if dirty else "") if rev else "unknown"
     except OSError:
         return "unknown"
 
@@ -169,6 +170,7 @@ def main() -> None:
     args = ap.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _loadavg()
+    REVISION.append(_git_revision())  # the code that ran: read at the start, not when writing
     sections: list[str] = []
     if not args.only_predict:
         sections += scaling(args)
@@ -246,7 +248,7 @@ def write_results(args, started, load_before: str, sections: list[str]) -> None:
     command = "python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])
     meta = {"command": command.strip(), "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "git_revision": _git_revision(), "loadavg_before": load_before, "loadavg_after": _loadavg(),
+            "git_revision": REVISION[0] if REVISION else _git_revision(), "loadavg_before": load_before, "loadavg_after": _loadavg(),
             "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "jax": jax.__version__}
     md, js = os.path.join(args.out_dir, "scaling.md"), os.path.join(args.out_dir, "scaling.json")
