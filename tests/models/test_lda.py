@@ -176,7 +176,7 @@ def test_log_dirichlet_density_and_transform():
 # ------------------------------------------------------------------------------------------ variational Bayes
 
 
-def test_vb_recovers_known_topics_and_its_elbo_never_falls(sim):
+def test_vb_recovers_known_topics_and_its_elbo_never_falls(sim, tmp_path):
     fit = lda.fit_lda(sim["md"], method="vb", num_steps=60, seed=0, num_posterior_draws=30)
     assert fit.method == "vb" and fit.info["model"] == "lda"
     m = lda.match_topics(lda.topic_word(fit), sim["beta"])
@@ -201,6 +201,12 @@ def test_vb_recovers_known_topics_and_its_elbo_never_falls(sim):
     assert draws.shape == (30, K_TRUE, V_TRUE)
     np.testing.assert_allclose(draws.mean(0), lda.topic_word(fit), atol=0.01)
     assert np.all(np.isfinite(fit.log_likelihood()["counts"]))
+    # saved and loaded, the fitted Dirichlets come back (the topics are their exact means)
+    from ppl_models.fit import load_fit
+
+    back = load_fit(fit.save(tmp_path / "vb.nc"))
+    assert back.method == "vb" and lda._model_kind(back) == "lda"
+    np.testing.assert_allclose(lda.topic_word(back), lda.topic_word(fit), rtol=1e-6)
 
 
 def test_online_vb_with_minibatches_recovers_known_topics(sim):
