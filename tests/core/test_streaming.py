@@ -125,7 +125,10 @@ def _family_cases():
     }
 
 
-@pytest.mark.parametrize("family", ["logistic", "naive_bayes", "gaussian_mixture", "poisson_hmm", "bayesnet"])
+@pytest.mark.parametrize("family", ["logistic", "naive_bayes", "gaussian_mixture",
+                                    # 15-25 s each on a loaded 2-core machine, mostly compilation
+                                    pytest.param("poisson_hmm", marks=pytest.mark.slow),
+                                    pytest.param("bayesnet", marks=pytest.mark.slow)])
 def test_every_family_streams_with_its_static_arguments_unchanged(family):
     # static arguments (an int checked with isinstance, a network object) must reach the
     # program as given: converting them to JAX arrays broke naive Bayes, the mixture and the
