@@ -129,17 +129,21 @@ def check_convergence(result: Any, *, rhat_max: float = 1.01, ess_bulk_min: floa
 
 
 # --------------------------------------------------------------------------- LOO / WAIC
-def _tree(x: Any):
+def _tree(x: Any, batch_size: int | None = None):
     from .fit import Fit
 
-    return x.to_arviz() if isinstance(x, Fit) else x
+    return x.to_arviz(batch_size=batch_size) if isinstance(x, Fit) else x
 
 
-def loo(result: Any, *, pointwise: bool = True):
-    """PSIS-LOO through ArviZ (``arviz.loo``) of a fit or DataTree."""
+def loo(result: Any, *, pointwise: bool = True, batch_size: int | None = None):
+    """PSIS-LOO through ArviZ (``arviz.loo``) of a fit or DataTree.
+
+    ``batch_size``: draws per chunk when a fit's log-likelihood is computed here (a log-likelihood
+    the fit already holds is reused as it is).
+    """
     import arviz as az
 
-    return az.loo(_tree(result), pointwise=pointwise)
+    return az.loo(_tree(result, batch_size), pointwise=pointwise)
 
 
 @dataclass
@@ -159,14 +163,15 @@ class WAIC:
                 f"{self.n_data_points} observations{w}")
 
 
-def waic(result: Any, var_name: str | None = None) -> WAIC:
+def waic(result: Any, var_name: str | None = None, batch_size: int | None = None) -> WAIC:
     """WAIC from the log-likelihood group (Vehtari, Gelman & Gabry 2017, eq. 3-5).
 
-    ``elpd_waic = Σ_i [log mean_s p(y_i | θ_s) - var_s log p(y_i | θ_s)]``.
+    ``elpd_waic = Σ_i [log mean_s p(y_i | θ_s) - var_s log p(y_i | θ_s)]``. ``batch_size`` as in
+    :func:`loo`.
     """
     from scipy.special import logsumexp
 
-    tree = _tree(result)
+    tree = _tree(result, batch_size)
     if "log_likelihood" not in tree.children:
         raise DataError("result", "a fit with a log_likelihood group", "none")
     ds = tree["log_likelihood"].to_dataset()

@@ -103,6 +103,19 @@ def test_loo_waic_and_compare_prefer_the_true_model(lin_fit, flat_fit):
     assert w.elpd_waic > waic(flat_fit).elpd_waic
 
 
+def test_loo_and_waic_compute_the_log_likelihood_in_chunks(lin_fit):
+    import copy
+
+    whole = loo(lin_fit)
+    fresh = copy.copy(lin_fit)
+    fresh._log_lik = None                      # nothing cached: LOO computes it, 7 draws at a time
+    chunked = loo(fresh, batch_size=7)
+    np.testing.assert_allclose(chunked.elpd, whole.elpd, rtol=1e-6)
+    assert fresh._log_lik is not None          # and keeps it for the next call
+    fresh._log_lik = None
+    np.testing.assert_allclose(waic(fresh, batch_size=7).elpd_waic, waic(lin_fit).elpd_waic, rtol=1e-6)
+
+
 def test_save_and_load_loses_nothing(lin_fit, tmp_path):
     path = lin_fit.save(tmp_path / "fit.nc")
     assert path.exists() and not list(tmp_path.glob(".*tmp*"))
