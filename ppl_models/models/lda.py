@@ -18,7 +18,14 @@ Fitting
   The topics start from k-means of the documents' word distributions (:func:`seed_topics`,
   ``init_topics="documents"``), which needs about half the steps of a start near the uniform
   distribution (``init_topics="uniform"``) on the KJV. Guide set-up, the optimisation chunks
-  and the posterior draws are each one compiled program. ``method="nuts"`` runs NUTS instead (a reference on small corpora). The result is the core
+  and the posterior draws are each one compiled program. ``method="vb"`` fits the conjugate
+  mean-field family (Dirichlet ``q(beta_k)`` and ``q(theta_d)``) by closed-form updates
+  instead: coordinate ascent on every document (full batch) or online LDA's natural-gradient
+  steps on minibatches (Hoffman, Blei & Bach 2010), the E-step
+  :func:`~ppl_models.kernels.lda.variational_e_step` warm-started from each document's last
+  ``gamma``; on the KJV it reaches the held-out perplexity of 400 SVI steps in 30-50 steps
+  (or 5-10 epochs of minibatches), seconds in all. ``method="nuts"`` runs NUTS instead (a
+  reference on small corpora). The result is the core
   :class:`~ppl_models.fit.Fit`. ``ppl_models.fit(lda, data, method="svi")`` works too, with
   every document in every step (the catalog card does that), or with ``subsample_size=``
   minibatches (``fit`` rebuilds a full-size autoguide to draw the posterior of every
