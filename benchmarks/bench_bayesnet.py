@@ -377,6 +377,7 @@ def main(argv=None):
     print(f"jax {jax.__version__}, pgmpy {pgmpy.__version__}, float32")
     out: list[dict] = []
     for name in args.networks:
+        first = len(out)
         net = load_network(name)
         model = pgmpy_model(name)
         if "queries" not in args.skip:
@@ -387,7 +388,7 @@ def main(argv=None):
             bench_learning(name, net, model, args, out)
         if args.memory:
             bench_memory(name, net, args, out)
-        for row in out[-8:]:
+        for row in out[first:]:
             print(row, flush=True)
     table = pd.DataFrame(out)
     pd.set_option("display.width", 200)

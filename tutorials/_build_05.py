@@ -1,4 +1,5 @@
 """Build and execute tutorials/05_bayesnet.ipynb (run: python tutorials/_build_05.py)."""
+import os
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import jax
 
 import ppl_models as pm
 from ppl_models.models.bayesnet import BayesianNetwork, read_bif, fit_cpts
-from ppl_models.datasets.networks import load_network, available_networks
+from ppl_models.datasets.networks import BIF_DIR, load_network, available_networks
 from ppl_models.errors import QueryError
 
 pm.enable_compilation_cache()  # compiled contractions are reused across sessions
@@ -197,6 +198,38 @@ code("""
 post.query("lung", {"smoke": "yes", "xray": "yes"}).round(4)
 """)
 md("""
+The same uncertainty as a picture: every entry p(node = yes | parents) of four tables, the
+posterior mean with its 89% interval, against the table the rows were drawn from. The rows
+conditioned on asia = yes (about 100 of the 10,000 people) carry the wide intervals.
+""")
+code("""
+import matplotlib.pyplot as plt
+
+labels, mean, lower, upper, truth = [], [], [], [], []
+for node in ["tub", "lung", "bronc", "xray"]:
+    summary = post.cpt_summary(node)
+    yes = summary.xs("yes", level=node)
+    for config, row in yes.iterrows():
+        config = config if isinstance(config, tuple) else (config,)
+        parents = ", ".join(f"{p}={s}" for p, s in zip(asia.parents[node], config))
+        labels.append(f"p({node}=yes | {parents})")
+        mean.append(row["mean"]); lower.append(row["lower"]); upper.append(row["upper"])
+        index = tuple(asia.states[p].index(s) for p, s in zip(asia.parents[node], config))
+        truth.append(asia.cpt_array(node)[index][0])
+mean, lower, upper = map(np.asarray, (mean, lower, upper))
+y = np.arange(len(labels))
+fig, ax = plt.subplots(figsize=(7, 3.6))
+ax.errorbar(mean, y, xerr=[mean - lower, upper - mean], fmt="o", capsize=3,
+            label="posterior mean, 89% interval")
+ax.scatter(truth, y, marker="x", color="C3", zorder=3, label="generating table")
+ax.set_yticks(y, labels)
+ax.set_xlabel("probability")
+ax.set_title("asia, learned from 10,000 rows")
+ax.legend(loc="lower right", fontsize=8)
+fig.tight_layout()
+plt.show()
+""")
+md("""
 ### Missing values
 
 Real tables have holes. Below, 20% of the values are removed at random from 1,000 rows. The
@@ -229,8 +262,10 @@ table entries. It ships with the package among other bnlearn networks:
 """)
 code("""
 print(available_networks())
-alarm = load_network("alarm")
-print(alarm)
+path = BIF_DIR / "alarm.bif.gz"   # any .bif or .bif.gz file works the same way
+alarm = read_bif(path)            # our own parser: line-numbered errors, nothing evaluated
+print(path.name, "->", alarm)
+assert alarm == load_network("alarm")  # load_network("alarm") is the shortcut for the same file
 ev = {"HRBP": "HIGH", "BP": "LOW", "CVP": "HIGH"}
 t0 = time.perf_counter(); print(alarm.query("HYPOVOLEMIA", ev)); t1 = time.perf_counter()
 print(f"first call (compiles): {t1 - t0:.1f} s")
@@ -257,7 +292,7 @@ except QueryError as exc:
 md("""
 ## Where next
 
-* `ppl-models run benchmarks/cards/alarm_missing.toml` learns ALARM's tables from 1,000 rows with 20% missing values by NUTS (it compiles in seconds but samples for many minutes: not yet a catalog entry);
+* `ppl-models run benchmarks/cards/alarm_missing.toml` learns ALARM's tables from 1,000 rows with 20% missing values by NUTS (one chain of 300 + 300 took about 2.5 minutes of CPU here, four chains of 500 + 500 far longer: a benchmark card, not yet a catalog entry);
   `asia_cpts` and `titanic_bn` are the catalog entries of this family.
 * `benchmarks/bench_bayesnet.py` times queries, sampling and learning against pgmpy.
 """)
@@ -267,6 +302,8 @@ nb["cells"] = cells
 nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 path = Path(__file__).resolve().parent / "05_bayesnet.ipynb"
 t0 = time.time()
+# the kernel draws figures with the inline backend, so that they are saved in the notebook
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 NotebookClient(nb, timeout=900, kernel_name="python3",
                resources={"metadata": {"path": str(path.parent)}}).execute()
 nbf.write(nb, path)
