@@ -157,25 +157,35 @@ def main() -> None:
               f"ratio {loop_s / batched_s:.2f}")
 
 
+def short(S: dict) -> str:
+    """The benchmark in two sentences, worded from the measured ratios (one-by-one / vectorized)."""
+    def verdict(r: float) -> str:
+        return f"{r:.2f}× faster" if r >= 1 else f"{1 / r:.1f}× slower"
+
+    bc, bw = S["batch_cold"], S["batch_warm"]
+    return ("**In short.** Counting its compilation, the vectorized route is "
+            f"{verdict(S['grid_cold'])} than fitting the estimators one by one on the whole grid "
+            f"({S['fits']} fits per model), and {verdict(max(bc))} to {verdict(min(bc))} for one batch of "
+            f"{S['splits']} splits at one size{', where the compilation costs more than the fits' if max(bc) < 1 else ''}. "
+            "Once compiled (a "
+            "second call in the same process, or a compilation-cache hit) it is "
+            f"{verdict(S['grid_warm'])} on the grid and {verdict(min(bw))} to {verdict(max(bw))} per batch. The "
+            "one-by-one route compiles nothing (NumPy/SciPy). Wall times on a shared machine: compare the "
+            "ratios, measured in one process, not the seconds.")
+
+
 if __name__ == "__main__":
     load0 = os.getloadavg()
     main()
     load1 = os.getloadavg()
     out = SUMMARY["out"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    bc, bw = SUMMARY["batch_cold"], SUMMARY["batch_warm"]
     head = ["# Learning curves: vectorized Bayesian fits against one-by-one fits", "",
             "Command: `OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_learning_curves.py` "
             f"({platform.machine()}, {os.cpu_count()} logical CPUs shared with other jobs: load average "
             f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end; Python {platform.python_version()}; "
             f"{DRAWS} posterior draws per naive-Bayes fit; the two-class Laplace predictive is computed exactly, "
             "without draws, in the vectorized route and from the draws in the estimator).", "",
-            "**In short.** With compilation counted, vectorizing is worth "
-            f"{SUMMARY['grid_cold']:.2f}× on the whole grid ({SUMMARY['fits']} fits per model) and "
-            f"{min(bc):.2f}–{max(bc):.2f}× for one batch of {SUMMARY['splits']} splits at one size, i.e. "
-            f"{1 / max(bc):.1f}–{1 / min(bc):.1f} times *slower* than fitting the estimators one by one: the "
-            "compilation costs more than the fits it vectorizes. Only once compiled (a second call in the same "
-            f"process, or a compilation-cache hit) does it pay: {SUMMARY['grid_warm']:.2f}× on the grid, "
-            f"{min(bw):.1f}–{max(bw):.1f}× per batch. The one-by-one route compiles nothing (NumPy/SciPy).", "",
+            short(SUMMARY), "",
             "Output:", "", "```"]
     out.write_text("\n".join(head + LINES + ["```", ""]))
