@@ -1,4 +1,6 @@
 """Build and execute tutorials/07_generative_vs_discriminative.ipynb (run: python tutorials/_build_07.py)."""
+import os
+
 import nbformat as nbf
 from nbclient import NotebookClient
 from pathlib import Path
@@ -21,6 +23,7 @@ This notebook: (1) the two routes on four data points, exactly; (2) learning cur
 predictive class probabilities with credible intervals from both Bayesian models.
 """)
 code("""
+%matplotlib inline
 import time
 import numpy as np
 import pandas as pd
@@ -119,10 +122,13 @@ set and model. A reduced grid on breast cancer (6 sizes × 10 splits) keeps this
 """)
 code("""
 ds = load_set("breast_cancer")
+# scikit-learn's LogisticRegression: C = 1 (its default) is the MAP under a Normal(0, 1) prior on
+# the standardized coefficients; C = np.inf is unpenalized maximum likelihood (Ng & Jordan's LR).
 models = {"bayes_nb": BayesianNaiveBayes(num_samples=100),
-          "bayes_lr": BayesianLogisticRegression(method="laplace", num_samples=100),
+          "bayes_lr": BayesianLogisticRegression(method="laplace"),
           "sk_gnb": GaussianNB(),
-          "sk_lr": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))}
+          "sk_lr": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+          "sk_lr_mle": make_pipeline(StandardScaler(), LogisticRegression(C=np.inf, max_iter=2000))}
 sizes = log_sizes(len(ds.y), 6)
 t0 = time.perf_counter()
 curves = learning_curves(models, ds.X, ds.y, sizes, n_splits=10, seed=0, dataset="breast_cancer")
@@ -136,7 +142,8 @@ plot_learning_curves(curves, metric="log_loss", axes=axes[1:])
 axes[1].set_yscale("log")
 """)
 code("""
-s = summarize_curves(curves, pairs=[("bayes_nb", "bayes_lr"), ("sk_gnb", "sk_lr")], n_boot=300)
+s = summarize_curves(curves, pairs=[("bayes_nb", "bayes_lr"), ("sk_gnb", "sk_lr_mle"), ("sk_gnb", "sk_lr")],
+                     n_boot=300)
 display(s.models.round(4))
 s.crossovers
 """)
@@ -149,10 +156,41 @@ results = Path("..") / "benchmarks" / "results"
 if (results / "ng_jordan_error.png").exists():
     display(Image(filename=str(results / "ng_jordan_error.png")))
     text = (results / "ng_jordan.md").read_text()
-    start = text.index("## The two regimes")
-    display(Markdown(text[start:text.index("## Bayesian versus")]))
+    # The write-up the study generates from its own results (benchmarks/results/ng_jordan.md).
+    display(Markdown(text[text.index("## Findings"):text.index("## Asymptotic error")]))
 else:
     print("run benchmarks/ng_jordan_study.py to produce the full-grid figures")
+""")
+md("""
+**Reading the full study** (the figures are those of `benchmarks/results/ng_jordan.md`, written by the
+study from its own results; the section above is that write-up).
+
+*The finding reproduces.* With scikit-learn's point estimates on breast cancer — GaussianNB and
+unpenalized logistic regression, Ng & Jordan's pair — the study finds NB 0.065 against LR 0.043 at
+m = 398, a crossover at m = 33 and plateaus from m = 16 (NB) and m = 68 (LR), against the issue's
+reference of 0.063, 0.045, ≈ 34, ≈ 23 and ≈ 68. Over the eight sets, logistic regression ends lower on
+seven (all but biopsy, whose nine 1–10 scores suit a categorical naive Bayes), for the Bayesian and the
+point-estimate pairs alike. The other regime — naive Bayes at its plateau sooner — holds on only four or
+five of the eight: on these sets logistic regression also levels off early.
+
+*Naive Bayes: priors remove the small-m overconfidence.* With four training rows the maximum-likelihood
+GaussianNB fits a variance to two rows per class and gives some test rows a probability of ~1e-15 for
+their own class: a test log loss of 12.9 on breast cancer, against 0.45 for the Bayesian naive Bayes,
+whose Normal-Gamma prior and posterior average keep the probabilities moderate. Its log loss is the
+lower on all eight sets at m = 4; its error is not (it is higher on the raw digits, among others).
+
+*Logistic regression: a prior lowers the error, and this one is not the best.* The Normal(0, 2.5) prior
+on standardized weights beats unpenalized maximum likelihood at the largest m on six sets (breast
+cancer: 0.030 against 0.043), but scikit-learn's default C = 1 — the MAP under the tighter Normal(0, 1)
+— ends lower still on six of the eight. With two classes the Laplace posterior mean of p(y | x) is
+above 1/2 exactly when the MAP logit is positive, so the Bayesian model classifies as its MAP does; it
+differs from scikit-learn's C = 6.25 (the same prior) only through its prior on the intercept.
+
+*Calibration: the Laplace approximation, not the model.* Where the training set is separable (the
+digits at every m) the Laplace predictive is underconfident: ECE 0.19 on digits 0-vs-1 at an error of 0,
+where NUTS on the same splits gives 0.014. The likelihood is nearly flat at the mode, so the Gaussian
+there is almost the prior and spreads the logits symmetrically, while the exact posterior is one-sided.
+Errors barely differ; log loss and calibration need NUTS (`method="nuts"`) on such sets.
 """)
 md("""
 ## 3 · Posterior predictive class probabilities, with credible intervals
@@ -198,11 +236,16 @@ Read the printed widths and the last columns of the plot: naive Bayes' posterior
 narrow — its independence assumption multiplies the evidence of 30 strongly correlated features, so
 it is confident even where it is wrong; the posterior is exact, but for a misspecified model.
 Logistic regression with 30 coefficients and 30 rows has not pinned its weights down, and its
-intervals say so. The Laplace intervals are an approximation; `BayesianLogisticRegression(method="nuts")`
+intervals say so — too widely here: 30 rows in 30 dimensions are linearly separable, which is where the
+Laplace Gaussian is least like the exact posterior (the study's NUTS check above). The Laplace intervals
+are an approximation; `BayesianLogisticRegression(method="nuts")`
 (or `ppl_models.batched.fit_many` for many splits) samples the exact posterior where it matters, at
 small m.
 """)
 
+# The kernel inherits this process's environment: a non-interactive MPLBACKEND (Agg, set by
+# test or benchmark runs) would keep the figures out of the notebook.
+os.environ.pop("MPLBACKEND", None)
 nb = nbf.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                "language": "python"}})
 out = Path(__file__).with_name("07_generative_vs_discriminative.ipynb")
