@@ -419,61 +419,6 @@ def _coef_log_prior(coef, prior: str, prior_scale: float, prior_df: float):
     raise DataError("prior", f"one of {list(_lr.PRIORS)}", repr(prior))
 
 
-def _newton_minimize(objective, theta0, *, gtol, max_iter: int = 100, max_halvings: int = 40):
-    """Minimize a smooth objective by Newton's method with a backtracking (Armijo) line search.
-
-    Pure JAX (``jit``/``vmap``-able). The step solves ``|H| d = −g`` where ``|H|`` is the
-    Hessian with its eigenvalues replaced by their absolute values (floored at a tiny fraction
-    of the largest): for a convex objective (logistic likelihood and Normal prior) this is the
-    plain Newton step, and where a Student-t prior makes the Hessian indefinite it is still a
-    descent direction. The step is halved until the objective decreases by at least 1e-4 of
-    the predicted decrease. Stops when ``max|g| ≤ gtol`` (converged), or after ``max_iter``
-    steps, or when no halving decreases the objective (both: not converged).
-
-    Returns
-    -------
-    (theta, grad_max, converged)
-    """
-    value_and_grad = jax.value_and_grad(objective)
-    hessian = jax.hessian(objective)
-    f0, g0 = value_and_grad(theta0)
-
-    def cond(state):
-        k, _, _, g, stuck = state
-        return (k < max_iter) & (jnp.max(jnp.abs(g)) > gtol) & ~stuck
-
-    def body(state):
-        k, theta, f, g, _ = state
-        h = hessian(theta)
-        lam, vec = jnp.linalg.eigh(0.5 * (h + h.T))
-        a = jnp.abs(lam)
-        a = jnp.maximum(a, 1e-12 * jnp.max(a))
-        d = -(vec @ ((vec.T @ g) / a))
-        slope = g @ d  # < 0: a descent direction
-
-        def ls_cond(ls):
-            j, t, f_new = ls
-            return (j < max_halvings) & ~(f_new <= f + 1e-4 * t * slope)
-
-        def ls_body(ls):
-            j, t, _ = ls
-            t = 0.5 * t
-            return j + 1, t, objective(theta + t * d)
-
-        f1 = objective(theta + d)
-        f1 = jnp.where(jnp.isfinite(f1), f1, jnp.inf)
-        j, t, f_new = jax.lax.while_loop(ls_cond, ls_body, (0, jnp.asarray(1.0, theta.dtype), f1))
-        ok = f_new <= f + 1e-4 * t * slope
-        theta_new = jnp.where(ok, theta + t * d, theta)
-        f_new, g_new = value_and_grad(theta_new)
-        return k + 1, theta_new, f_new, g_new, ~ok
-
-    state = (0, theta0, f0, g0, jnp.asarray(False))
-    _, theta, _, g, _ = jax.lax.while_loop(cond, body, state)
-    gmax = jnp.max(jnp.abs(g))
-    return theta, gmax, gmax <= gtol
-
-
 def weighted_laplace_posterior(X, y, weights, *, num_classes: int = 2, prior: str = "normal",
                                prior_scale: float = 2.5, prior_df: float = 3.0, intercept: bool = True,
                                intercept_scale: float = 2.5, gtol: float | None = None,
@@ -484,7 +429,7 @@ def weighted_laplace_posterior(X, y, weights, *, num_classes: int = 2, prior: st
     row's log-likelihood multiplied by its weight: with 0/1 weights it is the posterior given
     the rows of weight 1, so training sets of different sizes padded to one shape share one
     compilation and ``vmap`` together. The mode is found by Newton's method with a line search
-    from zero (:func:`_newton_minimize`; quadratic convergence, so a separable training set —
+    from zero (:func:`ppl_models.models.logistic.newton_minimize`; quadratic convergence, so a separable training set —
     where the mode under a Normal prior exists but lies far out — takes a few more steps, not
     thousands) and the covariance is the inverse Hessian there: an **approximation** (Gaussian
     at the mode), poorest for small or separable training sets, where the posterior is skewed.
@@ -528,7 +473,7 @@ def weighted_laplace_posterior(X, y, weights, *, num_classes: int = 2, prior: st
     if gtol is None:
         gtol = (1e-8 if X.dtype == jnp.float64 else 1e-3) * jnp.maximum(1.0, jnp.sum(w))
     n_par = D * K + (K if intercept else 0)
-    mode, _, converged = _newton_minimize(objective, jnp.zeros(n_par, X.dtype), gtol=gtol, max_iter=max_iter)
+    mode, _, converged = _lr.newton_minimize(objective, jnp.zeros(n_par, X.dtype), gtol=gtol, max_iter=max_iter)
     hess = jax.hessian(objective)(mode)
     cov = jnp.linalg.inv(0.5 * (hess + hess.T))
     return _lr.LaplacePosterior(mode, 0.5 * (cov + cov.T), converged)

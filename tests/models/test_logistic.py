@@ -139,6 +139,23 @@ def test_numpy_and_jax_laplace_agree_and_vmap():
         ref = lr.laplace_posterior_numpy(X[rows], y[rows])
         np.testing.assert_allclose(np.asarray(batch.mode[i]), ref.mode, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.asarray(batch.cov[i]), ref.cov, rtol=1e-4, atol=1e-7)
+    assert np.all(np.asarray(batch.converged))
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_jax_laplace_finds_the_mode_on_separable_data(num_classes):
+    # Small separable training sets put the mode far out (where BFGS used to stop early); Newton
+    # with a line search must reach SciPy's trust-region optimum and say it converged.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(9, 4))
+    y = np.arange(9) % num_classes
+    X[:, 0] += 3.0 * y                                  # class moves feature 0: separable
+    with jax.enable_x64(True):
+        post = lr.laplace_posterior(jnp.asarray(X), jnp.asarray(y), num_classes=num_classes)
+    ref = lr.laplace_posterior_numpy(X, y, num_classes=num_classes)
+    assert bool(post.converged)
+    np.testing.assert_allclose(np.asarray(post.mode), ref.mode, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(np.asarray(post.cov), ref.cov, rtol=1e-5, atol=1e-8)
 
 
 def test_flat_prior_mode_is_sklearn_mle():
