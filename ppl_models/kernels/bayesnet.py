@@ -24,7 +24,11 @@ The exceptions are :func:`batched_scaled_contract` and :func:`batched_node_margi
 carry the evidence sets as an explicit *batch variable* of the contraction: the CPTs then
 enter without a batch axis and a CPT meets the batched evidence in a plain matrix product,
 where ``vmap`` over an absorbed form multiplies every table into every evidence set and runs
-thousands of tiny batched products (3-4x slower on CPU for the bnlearn networks).
+thousands of tiny batched products (3-4x slower on CPU for the bnlearn networks); and
+:func:`minor_batched_marginals`, the same contraction with the evidence sets as the *minor*
+(last) axis of every batched array, each step an unrolled sum of elementwise products and
+the reverse pass written out instead of taken by ``jax.grad`` (what the network-wide
+marginals use: 1.6-2.5x faster on CPU).
 Variables are integers ``0..V-1``; a factor is a log-tensor with one axis per variable of its
 scope, in the order given by the plan.
 """
@@ -63,6 +67,7 @@ __all__ = [
     "node_marginals",
     "batched_scaled_contract",
     "batched_node_marginals",
+    "minor_batched_marginals",
     "batched_indicators",
     "most_probable_explanation",
     "complete_log_likelihood",
@@ -380,10 +385,13 @@ def required_bytes(plan: ContractionPlan, batch_size: int = 1, itemsize: int = 4
     semiring : {"sum", "max", "grad"}
         Max-product materializes each step's broadcast product (``largest_union``) and keeps
         an int32 arg-max table per step; sum-product only the step results; ``"grad"``
-        (:func:`node_marginals`) keeps every step result for the backward pass.
+        (:func:`node_marginals`, :func:`minor_batched_marginals`) keeps every step result for
+        the backward pass.
     """
     if semiring == "grad":
-        elems = plan.total_intermediate + plan.largest_intermediate * _LIVE_ARRAYS
+        # the two-pass schedule (minor_batched_marginals) also materializes products over a
+        # step's whole union in its reverse pass
+        elems = plan.total_intermediate + max(plan.largest_intermediate * _LIVE_ARRAYS, 2 * plan.largest_union)
         return int(elems) * int(batch_size) * int(itemsize) * 2
     if semiring == "max":
         elems = plan.largest_union
@@ -833,6 +841,248 @@ def batched_node_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
 
     grads, log_z = jax.grad(total, has_aux=True)(tuple(vectors))
     return MarginalsResult(log_z, tuple((g * v).T for g, v in zip(grads, vectors)))
+
+
+# --------------------------------------------------------------------------------------------
+# Batch-minor two-pass schedule (all marginals of a batch, no automatic differentiation)
+# --------------------------------------------------------------------------------------------
+
+# Above this many states, a summed variable is reduced by ``jnp.sum`` instead of unrolled.
+_UNROLL_MAX_STATES = 32
+
+
+def _minor_align(arr, vars_, batched, target):
+    """``arr`` (axes ``vars_``, then the batch if ``batched``) broadcastable to ``target`` + batch.
+
+    ``vars_`` must be a subset of ``target``; the result has one axis per ``target`` variable
+    (size 1 where ``arr`` lacks it) and a last axis of size ``B`` (batched) or 1.
+    """
+    vars_ = list(vars_)
+    perm = sorted(range(len(vars_)), key=lambda i: target.index(vars_[i]))
+    if batched:
+        perm.append(len(vars_))
+    if perm != list(range(len(perm))):
+        arr = jnp.transpose(arr, perm)
+    present = set(vars_)
+    sizes = iter(arr.shape)
+    shape = [next(sizes) if v in present else 1 for v in target]
+    shape.append(arr.shape[-1] if batched else 1)
+    return jnp.reshape(arr, shape)
+
+
+def _minor_product(ops, target):
+    out = None
+    for arr, vars_, batched in ops:
+        x = _minor_align(arr, vars_, batched, target)
+        out = x if out is None else out * x
+    return out
+
+
+def _minor_contract(ops, out_vars, cards):
+    """``sum_{vars not in out_vars} prod(ops)`` with the batch as the minor (last) axis.
+
+    ``ops`` are ``(array, vars, batched)``; the result has axes ``out_vars`` then the batch
+    (size 1 if no operand is batched). The summed variables go one at a time, each over the
+    operands that carry it, as an unrolled sum of elementwise products of slices: XLA makes
+    one vectorized loop of it, where a dot or a reduction over these small, non-minor axes runs
+    several times slower on CPU. Every materialized result passes an optimization barrier, so
+    that XLA does not fuse (and recompute) a whole chain of products into each consumer.
+    """
+    ops = list(ops)
+    out_vars = list(out_vars)
+    union: list[int] = []
+    for _, vs, _ in ops:
+        union += [v for v in vs if v not in union]
+    summed = [v for v in union if v not in out_vars]
+
+    def involved_size(u):
+        scope = set()
+        for _, vs, _ in ops:
+            if u in vs:
+                scope.update(vs)
+        return math.prod(cards[v] for v in scope)
+
+    while summed:
+        u = min(summed, key=involved_size)
+        summed.remove(u)
+        involved = [o for o in ops if u in o[1]]
+        rest = [o for o in ops if u not in o[1]]
+        batched = any(b for _, _, b in involved)
+        if not summed:
+            target = out_vars
+        else:
+            scope: list[int] = []
+            for _, vs, _ in involved:
+                scope += [v for v in vs if v != u and v not in scope]
+            target = [v for v in out_vars if v in scope] + [v for v in scope if v not in out_vars]
+        if cards[u] <= _UNROLL_MAX_STATES:
+            total = None
+            for s in range(cards[u]):
+                sliced = []
+                for arr, vs, b in involved:
+                    i = list(vs).index(u)
+                    sliced.append((arr[(slice(None),) * i + (s,)], tuple(v for v in vs if v != u), b))
+                term = _minor_product(sliced, target)
+                total = term if total is None else total + term
+        else:
+            total = jnp.sum(_minor_product(involved, target + [u]), axis=-2)
+        if not summed:
+            if rest:
+                total = total * _minor_product(rest, target)
+            return jax.lax.optimization_barrier(total)
+        total = jax.lax.optimization_barrier(total)
+        if not batched:
+            total = jnp.reshape(total, total.shape[:-1])
+        ops = rest + [(total, tuple(target), batched)]
+    return jax.lax.optimization_barrier(_minor_product(ops, out_vars))
+
+
+def _minor_rescale(x):
+    """``x / m`` with ``m`` the per-evidence-set maximum over the other axes; and ``log m``."""
+    axes = tuple(range(x.ndim - 1))
+    m = jnp.max(x, axis=axes, keepdims=True) if axes else x
+    m = jnp.where(m > 0, m, 1.0)
+    return jax.lax.optimization_barrier(x / m), jnp.log(jnp.reshape(m, (-1,)))
+
+
+def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
+                            vectors: Sequence[jax.Array], batch_var: int, *,
+                            marginals: bool = True) -> MarginalsResult:
+    """:func:`batched_node_marginals` by an explicit two-pass schedule, the batch minor.
+
+    The same contraction and the same answer, computed differently: every batched array keeps
+    the evidence sets as its *last* axis, each step of ``plan`` is an unrolled sum of
+    elementwise products (vectorized over the batch; see :func:`_minor_contract`), and the
+    reverse pass is written out (Shafer-Shenoy on the plan's elimination tree) instead of
+    derived by ``jax.grad``: for a step ``O = sum prod_i A_i`` with outside message ``G_O``,
+    the outside message of ``A_j`` is ``sum G_O prod_{i != j} A_i`` over the variables ``A_j``
+    lacks. Operands of one step over the same variables (several messages about one node,
+    and its evidence vector) are multiplied together first and told apart afterwards. Every
+    batched forward result and every outside message is divided by its own maximum per
+    evidence set (the marginals are normalized at the end, so the outside messages' scales
+    need not be tracked). On CPU this runs 1.6-2.5x faster than ``jax.grad`` of
+    :func:`batched_scaled_contract` on the bnlearn networks (whose reverse pass is mostly
+    transposes), and it involves no automatic differentiation, so it cannot be differentiated
+    with respect to the tables either (use :func:`batched_node_marginals` for that).
+
+    Parameters
+    ----------
+    plan : ContractionPlan
+        Operands: the tables (no batch variable), then one ``(v, batch_var)`` vector per entry
+        of ``vectors``; output ``(batch_var,)``.
+    tables : sequence of Array
+        Non-negative factors (linear space), no batch axis.
+    vectors : sequence of Array
+        ``vectors[i]`` shape ``(card, B)``: indicators (:func:`batched_indicators`) or
+        likelihoods (soft evidence).
+    batch_var : int
+    marginals : bool
+        ``False``: the forward pass only (``log p(evidence)``; ``marginals`` is empty).
+
+    Returns
+    -------
+    MarginalsResult
+        ``log_evidence`` shape ``(B,)`` (``-inf`` for impossible evidence, whose marginals are
+        ``nan``); ``marginals[i]`` shape ``(B, card)``.
+    """
+    if tuple(plan.output_vars) != (batch_var,):
+        raise QueryError(f"a batched contraction keeps exactly the batch variable {batch_var}; "
+                         f"the plan keeps {plan.output_vars}")
+    num_t, num_v = len(tables), len(vectors)
+    if len(plan.operand_vars) != num_t + num_v:
+        raise QueryError(f"the plan has {len(plan.operand_vars)} operands; got {num_t} tables and "
+                         f"{num_v} vectors")
+    for i, vs in enumerate(plan.operand_vars):
+        if (i < num_t) == (batch_var in vs) or (i >= num_t and (len(vs) != 2 or vs[1] != batch_var)):
+            raise QueryError(f"operand {i} of the plan has variables {vs}: expected the tables "
+                             f"without the batch variable {batch_var}, then (v, {batch_var}) vectors")
+    cards = plan.cardinalities
+    # live operands: (id, array, variables without the batch, batched)
+    live = [(i, tables[i], tuple(plan.operand_vars[i]), False) for i in range(num_t)]
+    live += [(num_t + i, vectors[i], (plan.operand_vars[num_t + i][0],), True) for i in range(num_v)]
+    # does the operand depend on an evidence vector (so that its outside message is needed)?
+    upstream = [False] * num_t + [True] * num_v
+    records = []
+    shift = 0.0
+    for positions, _union, kept in plan.steps:
+        chosen = [live[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            live.pop(p)
+        kept = tuple(v for v in kept if v != batch_var)
+        ops = []
+        table_ops = [c for c in chosen if not c[3]]
+        if table_ops:  # the tables of a step multiplied once, without the batch
+            scope: list[int] = []
+            for c in table_ops:
+                scope += [v for v in c[2] if v not in scope]
+            if len(table_ops) == 1:
+                ops.append((table_ops[0][1], table_ops[0][2], False))
+            else:
+                prod = _minor_product([(c[1], c[2], False) for c in table_ops], scope)
+                ops.append((jnp.reshape(prod, prod.shape[:-1]), tuple(scope), False))
+        num_table_ops = len(ops)
+        by_scope: dict = {}
+        for c in chosen:
+            if c[3]:
+                by_scope.setdefault(frozenset(c[2]), []).append(c)
+        groups = []
+        for members in by_scope.values():
+            scope = tuple(members[0][2])
+            arrays = [_minor_align(m[1], m[2], True, list(scope)) for m in members]
+            combined = arrays[0]
+            for a in arrays[1:]:
+                combined = combined * a
+            if len(arrays) > 1:
+                combined = jax.lax.optimization_barrier(combined)
+            groups.append((scope, members, arrays))
+            ops.append((combined, scope, True))
+        out = _minor_contract(ops, kept, cards)
+        batched = bool(groups)
+        if batched:
+            out, log_m = _minor_rescale(out)
+            shift = shift + log_m
+        else:
+            out = jnp.reshape(out, out.shape[:-1])
+        new_id = len(upstream)
+        upstream.append(any(upstream[c[0]] for c in chosen))
+        records.append((new_id, kept, ops, num_table_ops, groups))
+        live.append((new_id, out, kept, batched))
+    (final_id, final, _, final_batched), = live
+    if not final_batched:  # pragma: no cover - every plan here has batched vectors
+        raise QueryError("the contraction carries no batched operand")
+    log_z = jnp.log(final) + shift
+    if not marginals:
+        return MarginalsResult(log_z, ())
+    outside = {final_id: jnp.ones_like(final)}
+    found: dict[int, jax.Array] = {}
+    for new_id, kept, ops, num_table_ops, groups in reversed(records):
+        if not upstream[new_id]:
+            continue
+        g = outside.pop(new_id)
+        for gi, (scope, members, arrays) in enumerate(groups):
+            if not any(upstream[m[0]] for m in members):
+                continue
+            others = [(g, kept, True)] + ops[:num_table_ops]
+            others += [ops[num_table_ops + k] for k in range(len(groups)) if k != gi]
+            r = _minor_contract(others, scope, cards)
+            for j, member in enumerate(members):
+                if not upstream[member[0]]:
+                    continue
+                excl = r
+                for k, a in enumerate(arrays):
+                    if k != j:
+                        excl = excl * a
+                op_id = member[0]
+                if num_t <= op_id < num_t + num_v:
+                    found[op_id - num_t] = excl * arrays[j]
+                else:
+                    excl = _minor_align(excl, scope, True, list(member[2]))
+                    outside[op_id], _ = _minor_rescale(excl)
+    out = []
+    for i in range(num_v):
+        u = found[i]
+        out.append(jnp.transpose(u / jnp.sum(u, axis=0, keepdims=True)))
+    return MarginalsResult(log_z, tuple(out))
 
 
 def most_probable_explanation(plan: ContractionPlan, log_operands: Sequence[jax.Array]) -> MPEResult:

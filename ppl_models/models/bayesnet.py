@@ -53,6 +53,7 @@ from ..kernels.bayesnet import (  # noqa: F401  (re-exported: bayesnet.plan_cont
     MarginalsResult,
     batched_indicators,
     batched_node_marginals,
+    minor_batched_marginals,
     batched_scaled_contract,
     most_probable_explanation,
     node_marginals,
@@ -515,18 +516,36 @@ def _compiled_mpe(plan: ContractionPlan, num_factors: int):
     return jax.jit(jax.vmap(one, in_axes=(None, 0)))
 
 
+def _minor_indicators(codes_t: jax.Array, cards: tuple, dtype) -> list[jax.Array]:
+    """:func:`batched_indicators` from the codes transposed, ``(V, B)``.
+
+    Every indicator is then built from a contiguous row; reading strided columns of a
+    ``(B, V)`` array in every fusion that uses an indicator made hailfinder's marginals program
+    ~15% slower (a transpose inside the program is laid out away by XLA, hence on the host).
+    """
+    out = []
+    for v, card in enumerate(cards):
+        row = codes_t[v][None, :]
+        out.append(((jnp.arange(card)[:, None] == row) | (row < 0)).astype(dtype))
+    return out
+
+
 @lru_cache(maxsize=64)
 def _compiled_batched_marginals(plan: ContractionPlan, num_nodes: int):
-    """``jit(batched_node_marginals)``: every node's marginal for a batch of evidence sets.
+    """``jit(minor_batched_marginals)``: every node's marginal for a batch of evidence sets.
 
     The plan's operands are the CPTs (node order), then one ``(node, batch)`` indicator per
-    node; variable ``num_nodes`` is the batch (its cardinality is the batch size).
+    node; variable ``num_nodes`` is the batch (its cardinality is the batch size). The
+    two-pass schedule with the batch minor
+    (:func:`~ppl_models.kernels.bayesnet.minor_batched_marginals`) gives the same values as
+    the gradient of the contraction (:func:`~ppl_models.kernels.bayesnet.batched_node_marginals`)
+    in 40-60% less time on CPU.
     """
     cards = tuple(plan.cardinalities[:num_nodes])
 
-    def run(tables, codes):
-        vectors = batched_indicators(codes, cards, tables[0].dtype)
-        res = batched_node_marginals(plan, tables, vectors, num_nodes)
+    def run(tables, codes_t):
+        vectors = _minor_indicators(codes_t, cards, tables[0].dtype)
+        res = minor_batched_marginals(plan, tables, vectors, num_nodes)
         # one (B, sum of cardinalities) array: one transfer to the host instead of one per node
         return res.log_evidence, jnp.concatenate(res.marginals, axis=1)
 
@@ -535,12 +554,12 @@ def _compiled_batched_marginals(plan: ContractionPlan, num_nodes: int):
 
 @lru_cache(maxsize=64)
 def _compiled_batched_log_evidence(plan: ContractionPlan, num_nodes: int):
-    """``jit(batched_scaled_contract)``: ``log p(evidence)`` of a batch, no marginals."""
+    """``log p(evidence)`` of a batch, no marginals: the forward pass of the two-pass schedule."""
     cards = tuple(plan.cardinalities[:num_nodes])
 
-    def run(tables, codes):
-        vectors = batched_indicators(codes, cards, tables[0].dtype)
-        return batched_scaled_contract(plan, list(tables) + vectors, num_nodes)
+    def run(tables, codes_t):
+        vectors = _minor_indicators(codes_t, cards, tables[0].dtype)
+        return minor_batched_marginals(plan, tables, vectors, num_nodes, marginals=False).log_evidence
 
     return jax.jit(run)
 
@@ -556,8 +575,11 @@ def _bucket(n: int, cap: int) -> int:
     return max(1, min(b, cap))
 
 
-def _run_batched(fn, log_factors, codes: np.ndarray, cap: int):
-    """Apply a compiled ``vmap`` program to ``codes`` in padded chunks; concatenate outputs."""
+def _run_batched(fn, log_factors, codes: np.ndarray, cap: int, transpose: bool = False):
+    """Apply a compiled ``vmap`` program to ``codes`` in padded chunks; concatenate outputs.
+
+    ``transpose``: pass each chunk as ``(V, B)`` (the batch-minor programs) instead of ``(B, V)``.
+    """
     n = len(codes)
     size = _bucket(n, cap)
     outs = []
@@ -566,7 +588,7 @@ def _run_batched(fn, log_factors, codes: np.ndarray, cap: int):
         used = len(block)
         if used < size:
             block = np.concatenate([block, np.repeat(block[-1:], size - used, axis=0)])
-        res = fn(log_factors, jnp.asarray(block))
+        res = fn(log_factors, jnp.asarray(np.ascontiguousarray(block.T) if transpose else block))
         outs.append(jax.tree_util.tree_map(lambda a, u=used: np.asarray(a)[:u], res))
     if len(outs) == 1:
         return outs[0]
@@ -1155,7 +1177,7 @@ class BayesianNetwork:
         size = _bucket(len(codes_all), cap)
         plan = self._batched_marginals_plan(optimize, size)
         log_z, flat = _run_batched(_compiled_batched_marginals(plan, len(self.nodes)),
-                                   self._lin_tables(), codes_all, size)
+                                   self._lin_tables(), codes_all, size, transpose=True)
         cuts = np.cumsum([len(self.states[v]) for v in self.nodes])[:-1]
         return log_z, np.split(flat, cuts, axis=1)
 
@@ -1352,7 +1374,7 @@ class BayesianNetwork:
         size = _bucket(len(codes), cap)
         plan = self._batched_marginals_plan(optimize, size)
         return _run_batched(_compiled_batched_log_evidence(plan, len(self.nodes)), self._lin_tables(),
-                            self._all_codes(ev_nodes, codes), size)
+                            self._all_codes(ev_nodes, codes), size, transpose=True)
 
     def map_query(self, evidence: Mapping[str, Any] | None = None, targets: Sequence[str] | None = None,
                   *, optimize: str = "auto", memory_limit: int | None = None) -> dict[str, Any]:
