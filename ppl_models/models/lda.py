@@ -1070,10 +1070,16 @@ def _fit_lda_vb(md: ModelData, *, num_steps: int | None, batch_size: int | None,
         state = tuple(jnp.asarray(v) for v in payload["state"])
         losses, step = list(payload["losses"]), int(payload["step"])
         resumed_from = step
-    arrays = {"word_ids": jnp.asarray(word_ids, dtype=jnp.int32), "counts": jnp.asarray(counts, dtype=jnp.float32),
-              "coef": jnp.asarray(multinomial_log_coefficient(jnp.asarray(counts, dtype=jnp.float32)))}
-    k_run = jax.random.split(jax.random.PRNGKey(int(seed)))[0]
-    alpha_v = jnp.full((K,), alpha, dtype=jnp.float32)
+    # set-up on the host (NumPy, SciPy): an eager JAX operation is compiled on its first use,
+    # a fixed cost of a fit in a fresh process; only the chunk program below is compiled
+    from scipy.special import gammaln
+
+    c64 = counts.astype(np.float64)
+    coef = gammaln(c64.sum(-1) + 1.0) - gammaln(c64 + 1.0).sum(-1)  # multinomial_log_coefficient
+    arrays = {"word_ids": jnp.asarray(word_ids.astype(np.int32)), "counts": jnp.asarray(counts.astype(np.float32)),
+              "coef": jnp.asarray(coef.astype(np.float32))}
+    run_seed = int(seed)
+    alpha_v = np.full((K,), alpha, dtype=np.float32)
     n_local, offset, decay = int(local_iterations), float(learning_offset), float(learning_decay)
     scale = 1.0 if B is None else D / B
 
@@ -1084,7 +1090,8 @@ def _fit_lda_vb(md: ModelData, *, num_steps: int | None, batch_size: int | None,
             w, c, g0, coef = a["word_ids"], a["counts"], gamma, a["coef"]
         else:
             # minibatches epoch by epoch: a fresh permutation of the documents every epoch
-            perm = jax.random.permutation(jax.random.fold_in(k_run, t // n_batches), D)
+            key = jax.random.fold_in(jax.random.PRNGKey(run_seed), 1)  # derived inside the program
+            perm = jax.random.permutation(jax.random.fold_in(key, t // n_batches), D)
             idx = jax.lax.dynamic_slice(perm, ((t % n_batches) * B,), (B,))
             w, c, g0, coef = a["word_ids"][idx], a["counts"][idx], gamma[idx], a["coef"][idx]
         est = variational_e_step(exp_elog_beta, alpha_v, w, c, g0, num_iterations=n_local)
