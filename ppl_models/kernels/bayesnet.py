@@ -937,12 +937,16 @@ def _minor_contract(ops, out_vars, cards):
     return jax.lax.optimization_barrier(_minor_product(ops, out_vars))
 
 
-def _minor_rescale(x):
-    """``x / m`` with ``m`` the per-evidence-set maximum over the other axes; and ``log m``."""
+def _minor_scale(x):
+    """``1 / m`` and ``log m``, ``m`` the per-evidence-set maximum of ``x`` over its other axes.
+
+    The division is left to the consumer of ``x``, which multiplies ``1 / m`` (shape ``(B,)``)
+    into its own fused product: a pass over ``x`` fewer than dividing it here.
+    """
     axes = tuple(range(x.ndim - 1))
-    m = jnp.max(x, axis=axes, keepdims=True) if axes else x
+    m = jnp.max(x, axis=axes) if axes else x
     m = jnp.where(m > 0, m, 1.0)
-    return jax.lax.optimization_barrier(x / m), jnp.log(jnp.reshape(m, (-1,)))
+    return 1.0 / m, jnp.log(m)
 
 
 def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
@@ -958,11 +962,13 @@ def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
     the outside message of ``A_j`` is ``sum G_O prod_{i != j} A_i`` over the variables ``A_j``
     lacks. Operands of one step over the same variables (several messages about one node,
     and its evidence vector) are multiplied together first and told apart afterwards. Every
-    batched forward result and every outside message is divided by its own maximum per
-    evidence set (the marginals are normalized at the end, so the outside messages' scales
-    need not be tracked). On CPU this runs 1.6-2.5x faster than ``jax.grad`` of
+    batched forward result and every outside message is scaled by the inverse of its own
+    maximum per evidence set, multiplied in by the step that consumes it (the forward scales
+    add up to ``log p(e)``; the marginals are normalized at the end, so the outside messages'
+    scales need not be tracked). On CPU this runs 1.7-2.6x faster than ``jax.grad`` of
     :func:`batched_scaled_contract` on the bnlearn networks (whose reverse pass is mostly
-    transposes), and it involves no automatic differentiation, so it cannot be differentiated
+    transposes): 7.7 against 13.5 ms for 1,024 evidence sets on hailfinder, 0.84 against
+    2.2 ms on alarm. It involves no automatic differentiation, so it cannot be differentiated
     with respect to the tables either (use :func:`batched_node_marginals` for that).
 
     Parameters
@@ -997,9 +1003,9 @@ def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
             raise QueryError(f"operand {i} of the plan has variables {vs}: expected the tables "
                              f"without the batch variable {batch_var}, then (v, {batch_var}) vectors")
     cards = plan.cardinalities
-    # live operands: (id, array, variables without the batch, batched)
-    live = [(i, tables[i], tuple(plan.operand_vars[i]), False) for i in range(num_t)]
-    live += [(num_t + i, vectors[i], (plan.operand_vars[num_t + i][0],), True) for i in range(num_v)]
+    # live operands: (id, array, variables without the batch, batched, 1 / scale or None)
+    live = [(i, tables[i], tuple(plan.operand_vars[i]), False, None) for i in range(num_t)]
+    live += [(num_t + i, vectors[i], (plan.operand_vars[num_t + i][0],), True, None) for i in range(num_v)]
     # does the operand depend on an evidence vector (so that its outside message is needed)?
     upstream = [False] * num_t + [True] * num_v
     records = []
@@ -1036,34 +1042,37 @@ def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
                 combined = jax.lax.optimization_barrier(combined)
             groups.append((scope, members, arrays))
             ops.append((combined, scope, True))
+        # the deferred 1 / scale of the operands: constants of the step, no outside message
+        ops += [(c[4], (), True) for c in chosen if c[4] is not None]
         out = _minor_contract(ops, kept, cards)
         batched = bool(groups)
-        if batched:
-            out, log_m = _minor_rescale(out)
-            shift = shift + log_m
-        else:
+        inv = None
+        if not batched:
             out = jnp.reshape(out, out.shape[:-1])
+        elif len(live) > 0:  # not the last step: rescale (the last one's value is log p(e))
+            inv, log_m = _minor_scale(out)
+            shift = shift + log_m
         new_id = len(upstream)
         upstream.append(any(upstream[c[0]] for c in chosen))
         records.append((new_id, kept, ops, num_table_ops, groups))
-        live.append((new_id, out, kept, batched))
-    (final_id, final, _, final_batched), = live
+        live.append((new_id, out, kept, batched, inv))
+    (final_id, final, _, final_batched, _), = live
     if not final_batched:  # pragma: no cover - every plan here has batched vectors
         raise QueryError("the contraction carries no batched operand")
     log_z = jnp.log(final) + shift
     if not marginals:
         return MarginalsResult(log_z, ())
-    outside = {final_id: jnp.ones_like(final)}
+    outside = {final_id: (jnp.ones_like(final), None)}
     found: dict[int, jax.Array] = {}
     for new_id, kept, ops, num_table_ops, groups in reversed(records):
         if not upstream[new_id]:
             continue
-        g = outside.pop(new_id)
+        g, g_inv = outside.pop(new_id)
         for gi, (scope, members, arrays) in enumerate(groups):
             if not any(upstream[m[0]] for m in members):
                 continue
-            others = [(g, kept, True)] + ops[:num_table_ops]
-            others += [ops[num_table_ops + k] for k in range(len(groups)) if k != gi]
+            others = [(g, kept, True)] + ([(g_inv, (), True)] if g_inv is not None else [])
+            others += [op for k, op in enumerate(ops) if k != num_table_ops + gi]
             r = _minor_contract(others, scope, cards)
             for j, member in enumerate(members):
                 if not upstream[member[0]]:
@@ -1076,8 +1085,8 @@ def minor_batched_marginals(plan: ContractionPlan, tables: Sequence[jax.Array],
                 if num_t <= op_id < num_t + num_v:
                     found[op_id - num_t] = excl * arrays[j]
                 else:
-                    excl = _minor_align(excl, scope, True, list(member[2]))
-                    outside[op_id], _ = _minor_rescale(excl)
+                    excl = jax.lax.optimization_barrier(_minor_align(excl, scope, True, list(member[2])))
+                    outside[op_id] = (excl, _minor_scale(excl)[0])
     out = []
     for i in range(num_v):
         u = found[i]
