@@ -1075,15 +1075,72 @@ class BayesianNetwork:
             return None
         return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int32)
 
+    def _encode_arrow_frame(self, df: pd.DataFrame, nodes: Sequence[str]) -> np.ndarray | None:
+        """Codes of a frame whose columns are all pyarrow strings, in one hash look-up.
+
+        The columns are looked up together among the distinct state names of all the nodes
+        (one ``pyarrow.compute.index_in`` over every value instead of one per column: ~2x
+        faster on hailfinder's 56 mostly empty columns), then each column's global index is
+        mapped to its node's state code. ``None`` (the per-column path decides, and names a
+        bad value in its error) for other columns, and when a value is not a state of its node.
+        """
+        if not nodes or len(df) == 0:
+            return None
+        arrays = []
+        for v, (_, col) in zip(nodes, df.items()):
+            dtype = col.dtype
+            if not (isinstance(dtype, pd.StringDtype) and getattr(dtype, "storage", None) == "pyarrow"):
+                return None
+            arrays.append(col.array)
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+        except ImportError:  # pragma: no cover - pyarrow-backed strings imply pyarrow
+            return None
+        chunks = [pa.array(a) for a in arrays]
+        kind = chunks[0].type
+        if kind not in (pa.string(), pa.large_string()) or any(c.type != kind for c in chunks):
+            return None
+        cache = self._plans.setdefault("arrow-frame", {})
+        if "names" not in cache:
+            names: dict[str, int] = {}
+            for v in self.nodes:
+                for st in self.states[v]:
+                    names.setdefault(str(st), len(names))
+            # lookup[node, global name index] = the node's state code, -2 for another node's state
+            lookup = np.full((len(self.nodes), len(names) + 1), -2, dtype=np.int32)
+            lookup[:, -1] = -1  # missing value
+            for i, v in enumerate(self.nodes):
+                for j, st in enumerate(self.states[v]):
+                    # the first state with this name, as _state_index finds it
+                    if lookup[i, names[str(st)]] == -2:
+                        lookup[i, names[str(st)]] = j
+            cache["names"] = list(names)
+            cache["lookup"] = lookup
+        if kind not in cache:
+            cache[kind] = pa.array(cache["names"], type=kind)
+        found = pc.index_in(pa.chunked_array(chunks, type=kind), value_set=cache[kind])
+        if found.null_count != sum(c.null_count for c in chunks):
+            return None  # a value that is no state name of any node
+        lookup = cache["lookup"]
+        flat = pc.fill_null(found, lookup.shape[1] - 1).to_numpy().reshape(len(nodes), len(df))
+        rows = np.array([self._index[v] for v in nodes])[:, None]
+        codes = lookup[rows, flat]
+        if (codes == -2).any():
+            return None  # a state name of another node
+        return np.ascontiguousarray(codes.T)
+
     def _encode_evidence(self, evidence: Any) -> tuple[list[str], np.ndarray, pd.Index]:
         df = self._evidence_frame(evidence)
         ev_nodes = []
         for c in df.columns:
             self._check_node(c, "evidence")
             ev_nodes.append(c)
-        codes = np.full((len(df), len(ev_nodes)), -1, dtype=np.int32)
-        for j, v in enumerate(ev_nodes):
-            codes[:, j] = self._encode_column(v, df[v], "evidence")
+        codes = self._encode_arrow_frame(df, ev_nodes)
+        if codes is None:
+            codes = np.full((len(df), len(ev_nodes)), -1, dtype=np.int32)
+            for j, v in enumerate(ev_nodes):
+                codes[:, j] = self._encode_column(v, df[v], "evidence")
         # Drop nodes never observed in this batch: they only add work.
         observed = (codes >= 0).any(axis=0)
         ev_nodes = [v for v, o in zip(ev_nodes, observed) if o]

@@ -147,6 +147,32 @@ def test_encoding_is_the_same_for_every_column_kind(asia):
         asia.marginals_batch(bad)
 
 
+def test_whole_frame_string_encoding_equals_the_per_column_path(alarm):
+    # pyarrow string columns are looked up all at once among the state names of every node;
+    # alarm's nodes have different state names, so a name that belongs to another node must
+    # still be refused, naming the node and the value
+    rows = alarm.sample(40, seed=3).astype(object)
+    rows = rows.mask(np.random.default_rng(4).random(rows.shape) < 0.6)
+    as_str = rows.astype("string[pyarrow]")
+    nodes = list(as_str.columns)
+    fast = alarm._encode_arrow_frame(as_str, nodes)
+    assert fast is not None and fast.shape == (40, len(nodes)) and (fast == -1).any()
+    per_column = np.stack([alarm._encode_column(v, rows[v], "evidence") for v in nodes], axis=1)
+    np.testing.assert_array_equal(fast, per_column)
+    np.testing.assert_array_equal(alarm.encode(as_str), alarm.encode(rows))
+    bad = as_str.copy()
+    names = {str(s) for v in alarm.nodes for s in alarm.states[v]}
+    node, other = next((v, s) for v in nodes for s in sorted(names) if s not in map(str, alarm.states[v]))
+    bad.loc[bad.index[5], node] = other  # a state of another node, not of this one
+    assert alarm._encode_arrow_frame(bad, nodes) is None
+    with pytest.raises(QueryError, match=rf"evidence {node}='{other}'"):
+        alarm.marginals_batch(bad)
+    bad.loc[bad.index[5], node] = "NOWHERE"  # no node's state
+    assert alarm._encode_arrow_frame(bad, nodes) is None
+    with pytest.raises(QueryError, match=rf"evidence {node}='NOWHERE'"):
+        alarm.marginals_batch(bad)
+
+
 def test_marginals_and_log_probability_with_missing_values(asia):
     with jax.enable_x64(True):
         joint = brute_joint(asia)
