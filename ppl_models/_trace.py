@@ -8,7 +8,7 @@ that needs that knowledge — ArviZ dims, prior predictive, log-likelihood — r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -68,12 +68,22 @@ def _site_dims(name: str, site: dict[str, Any]) -> list[str]:
 def inspect_model(model: Callable, kwargs: dict[str, Any], seed: int = 0) -> ModelSites:
     """Trace ``model(**kwargs)`` once and classify its sites."""
     tr = handlers.trace(handlers.seed(model, jax.random.PRNGKey(seed))).get_trace(**kwargs)
+    return classify_sites(tr)
+
+
+def classify_sites(tr: Mapping[str, Any], observed_values: Mapping[str, Any] | None = None) -> ModelSites:
+    """Sort a NumPyro trace's sites into observed / latent / deterministic, with dims and shapes.
+
+    ``observed_values``: where the observed values come from when the trace holds none usable
+    (an abstract trace under ``jax.eval_shape``); by default the sites' own values.
+    """
     sites = ModelSites()
     for name, site in tr.items():
         if site["type"] == "sample":
             if site.get("is_observed", False):
                 sites.observed.append(name)
-                sites.observed_values[name] = np.asarray(site["value"])
+                value = site["value"] if observed_values is None else observed_values[name]
+                sites.observed_values[name] = np.asarray(value)
             elif site.get("infer", {}).get("enumerate") is None:
                 sites.latent.append(name)
                 if getattr(site["fn"], "is_discrete", False):

@@ -973,7 +973,7 @@ def _inspect_sites(model: Callable, kwargs: Mapping[str, Any]):
     """
     from numpyro import handlers
 
-    from .._trace import ModelSites, _site_dims
+    from .._trace import classify_sites
 
     def fixed(msg):
         if msg["type"] != "sample" or msg.get("is_observed") or msg.get("value") is not None:
@@ -989,25 +989,7 @@ def _inspect_sites(model: Callable, kwargs: Mapping[str, Any]):
             **kwargs)
 
     jax.eval_shape(run)
-    sites = ModelSites()
-    for name, site in captured["trace"].items():
-        if site["type"] == "sample":
-            if site.get("is_observed", False):
-                sites.observed.append(name)
-                sites.observed_values[name] = np.asarray(kwargs[name])
-            elif site.get("infer", {}).get("enumerate") is None:
-                sites.latent.append(name)
-                if getattr(site["fn"], "is_discrete", False):
-                    sites.discrete_latent.append(name)
-            else:
-                continue
-        elif site["type"] == "deterministic":
-            sites.deterministic.append(name)
-        else:
-            continue
-        sites.dims[name] = _site_dims(name, site)
-        sites.shapes[name] = tuple(np.shape(site["value"]))
-    return sites
+    return classify_sites(captured["trace"], observed_values=kwargs)
 
 
 def _fit_lda_vb(md: ModelData, *, num_steps: int | None, batch_size: int | None, init_radius: float,
