@@ -213,16 +213,10 @@ def _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, 
         raise DataError("method", f"one of {_METHODS}", repr(method))
     if scaling not in _SCALINGS:
         raise DataError("scaling", f"one of {_SCALINGS}", repr(scaling))
-    log_initial = _as_array("log_initial", log_initial)
-    log_transition = _as_array("log_transition", log_transition)
+    log_initial, log_transition, K = _check_chain(log_initial, log_transition)
     log_likelihoods = _as_array("log_likelihoods", log_likelihoods)
     mask = _as_array("mask", mask)
     lengths = _as_array("lengths", lengths)
-    if np.ndim(log_initial) != 1:
-        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {np.shape(log_initial)}")
-    K = np.shape(log_initial)[0]
-    if np.shape(log_transition) != (K, K):
-        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {np.shape(log_transition)}")
     shape = np.shape(log_likelihoods)
     if len(shape) not in (2, 3) or shape[-1] != K:
         raise DataError("log_likelihoods", f"an array of shape (T, {K}) or (B, T, {K})", f"shape {shape}")
@@ -235,9 +229,21 @@ def _check(log_initial, log_transition, log_likelihoods, mask, lengths, method, 
             raise DataError("lengths", f"an integer array of shape {shape[:-2]}", f"shape {np.shape(lengths)}")
         if _is_concrete(lengths) and not np.issubdtype(np.asarray(lengths).dtype, np.integer):
             raise DataError("lengths", "integers", f"dtype {np.asarray(lengths).dtype}")
+    return log_initial, log_transition, log_likelihoods, mask, lengths
+
+
+def _check_chain(log_initial, log_transition):
+    """The Markov chain's arrays checked (shapes; on concrete values, normalised rows): ``(π, A, K)``."""
+    log_initial = _as_array("log_initial", log_initial)
+    log_transition = _as_array("log_transition", log_transition)
+    if np.ndim(log_initial) != 1:
+        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {np.shape(log_initial)}")
+    K = np.shape(log_initial)[0]
+    if np.shape(log_transition) != (K, K):
+        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {np.shape(log_transition)}")
     _check_log_distributions("log_initial", log_initial, "entry")
     _check_log_distributions("log_transition", log_transition, "row")
-    return log_initial, log_transition, log_likelihoods, mask, lengths
+    return log_initial, log_transition, K
 
 
 def _cast(log_initial, log_transition, log_likelihoods):
@@ -951,13 +957,5 @@ def sample_states(key, log_initial, log_transition, num_timesteps: int) -> jax.A
     """
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
         raise DataError("num_timesteps", "a positive integer", repr(num_timesteps))
-    log_initial = _as_array("log_initial", log_initial)
-    log_transition = _as_array("log_transition", log_transition)
-    if np.ndim(log_initial) != 1:
-        raise DataError("log_initial", "a 1-dimensional array (K,)", f"shape {np.shape(log_initial)}")
-    K = np.shape(log_initial)[0]
-    if np.shape(log_transition) != (K, K):
-        raise DataError("log_transition", f"an array of shape ({K}, {K})", f"shape {np.shape(log_transition)}")
-    _check_log_distributions("log_initial", log_initial, "entry")
-    _check_log_distributions("log_transition", log_transition, "row")
+    log_initial, log_transition, _ = _check_chain(log_initial, log_transition)
     return _sample_states(key, log_initial, log_transition, num_timesteps=int(num_timesteps))
