@@ -292,8 +292,8 @@ except QueryError as exc:
 md("""
 ## Where next
 
-* `ppl-models run benchmarks/cards/alarm_missing.toml` learns ALARM's tables from 1,000 rows with 20% missing values by NUTS (one chain of 300 + 300 took about 2.5 minutes of CPU here, four chains of 500 + 500 far longer: a benchmark card, not yet a catalog entry);
-  `asia_cpts` and `titanic_bn` are the catalog entries of this family.
+* `ppl-models run alarm_missing` learns ALARM's tables by SVI from 1,000 rows with 20% missing values and prints the tables' error and the share of entries whose 89% interval holds the truth (too narrow under the mean-field guide); `benchmarks/cards/alarm_missing_nuts.toml` is the same by NUTS (one chain of 300 + 300 took about 2.5 minutes of CPU here, four chains of 500 + 500 far longer);
+  `asia_cpts`, `titanic_bn` and `alarm_missing` are the catalog entries of this family.
 * `benchmarks/bench_bayesnet.py` times queries, sampling and learning against pgmpy.
 """)
 

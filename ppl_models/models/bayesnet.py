@@ -2008,5 +2008,41 @@ def fit_cpts(network: Any, data: pd.DataFrame, method: str = "nuts", *, prior_co
     return CPTPosterior(net, result)
 
 
-__all__ += ["BayesNetRows", "bayesnet_model", "network_data", "fit_cpts", "CPTPosterior",
+def catalog_report(fit: Any, model_data: ModelData, ci_prob: float = 0.89) -> dict[str, Any]:
+    """What ``ppl-models run`` prints for a Bayesian-network card (``[outputs] report``).
+
+    ``missing_values``: how many values of the fitted rows were missing (summed out exactly).
+    When the rows were sampled from a known network (``extra["network"]``, as
+    :func:`ppl_models.datasets.networks.load_network_sample` gives), also how well the tables
+    were learned back: ``table_error``, the mean over nodes of the mean absolute error of the
+    posterior-mean table, and ``coverage``, the share of table entries whose equal-tailed
+    ``ci_prob`` interval holds the generating value (near ``ci_prob`` for a calibrated posterior;
+    lower for a mean-field SVI guide, whose intervals are too narrow). Entries that are exactly
+    0 or 1 (deterministic nodes, such as asia's ``either``) are left out of the coverage: no
+    interval of a Dirichlet posterior reaches them.
+    """
+    extra = getattr(model_data, "extra", None) or {}
+    out: dict[str, Any] = {}
+    frame = extra.get("frame")
+    if frame is not None:
+        out["missing_values"] = int(pd.DataFrame(frame).isna().to_numpy().sum())
+    net = extra.get("network")
+    if net is None:
+        return out
+    post = CPTPosterior(net, fit)
+    errors, inside, total = [], 0, 0
+    for v in net.nodes:
+        truth = net.cpt_array(v, normalized=True)
+        t = post.tables[v]
+        lo, hi = np.quantile(t, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+        errors.append(float(np.abs(t.mean(axis=0) - truth).mean()))
+        interior = (truth > 0) & (truth < 1)  # a table entry of exactly 0 or 1 lies outside
+        inside += int(((lo <= truth) & (truth <= hi) & interior).sum())  # every interval
+        total += int(interior.sum())
+    out["table_error"] = round(float(np.mean(errors)), 4)
+    out["coverage"] = round(inside / total, 3)
+    return out
+
+
+__all__ += ["BayesNetRows", "bayesnet_model", "network_data", "fit_cpts", "CPTPosterior", "catalog_report",
             "count_table", "cpt_site", "read_bif", "MarginalsResult", "node_marginals"]

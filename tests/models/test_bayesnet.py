@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import warnings
@@ -838,7 +839,7 @@ def test_alarm_missing_card_loads_and_its_program_runs_at_tiny_settings():
     from ppl_models.catalog import parse_card
 
     root = Path(__file__).resolve().parents[2]
-    card = parse_card(root / "benchmarks" / "cards" / "alarm_missing.toml")
+    card = parse_card(root / "benchmarks" / "cards" / "alarm_missing_nuts.toml")
     assert card.data_args["network"] == "alarm" and card.data_args["missing_fraction"] == 0.2
     assert card.inference["method"] == "nuts" and card.model_args["missing"] is True
     md = dataclasses.replace(card, data_args={**card.data_args, "num_rows": 60}).load_data()
@@ -860,3 +861,23 @@ def test_alarm_missing_card_loads_and_its_program_runs_at_tiny_settings():
     tables = {v: start[v].reshape(net.cpt_array(v).shape) for v in net.nodes}
     loglik = net.with_cpts(tables, validate_atol=1e-6).log_probability(md.extra["frame"]).sum()
     assert np.isfinite(loglik) and loglik < 0
+
+
+def test_catalog_report_gives_table_error_and_interval_coverage():
+    from ppl_models.datasets.networks import load_network_sample
+
+    md = load_network_sample("asia", 5000, seed=1)
+    post = bn.fit_cpts(md.extra["network"], md.extra["frame"], method="exact", num_draws=400, seed=0)
+    rep = bn.catalog_report(post.fit, md)
+    assert rep["missing_values"] == 0
+    assert rep["table_error"] < 0.02
+    # exact conjugate posterior: about 89% of the 28 entries that are not 0 or 1 inside their
+    # 89% intervals (pairs of a binary row are covered together: 14 independent ones)
+    assert 0.7 <= rep["coverage"] <= 1.0
+    # a deliberately wrong posterior (the tables of another sample, shifted) covers far less
+    shifted = {k: np.clip(v * 0.7 + 0.15, 0, 1) for k, v in post.fit.get_samples().items()}
+    bad = bn.catalog_report(type("F", (), {"get_samples": lambda self: shifted})(), md)
+    assert bad["coverage"] < 0.5 and bad["table_error"] > rep["table_error"]
+    # no generating network (a real data table): only the count of missing values
+    md2 = dataclasses.replace(md, extra={"frame": md.extra["frame"]})
+    assert bn.catalog_report(post.fit, md2) == {"missing_values": 0}
