@@ -336,8 +336,10 @@ class Fit:
     def log_likelihood(self, batch_size: int | None = None, *, out: Any = None) -> dict[str, np.ndarray]:
         """Pointwise log-likelihood of every observed site, ``(chain, draw, *site_shape)``.
 
-        Computed once and cached: :meth:`to_arviz`, :meth:`save` and LOO/WAIC then use the
-        cache and do not run the program again.
+        Computed once and cached: :meth:`to_arviz`, :meth:`save` and LOO/WAIC then use the cache
+        and do not run the program again. A result written into the caller's own arrays
+        (``out={site: array}``) is not cached; one written to files is, as the read-only memory
+        maps returned (do not overwrite those files while the fit is in use).
 
         Parameters
         ----------
@@ -373,8 +375,12 @@ class Fit:
             run = _ChunkRunner(lambda key, draws, kw: nlog_lik(model, draws, parallel=False, **kw), dev)
             for start in range(0, total, step):
                 sink.put(start, run(None, {k: v[start:start + step] for k, v in flat.items()}))
-        self._log_lik = sink.result()
-        return self._log_lik
+        result = sink.result()
+        # cached: in-memory results and the read-only maps of files written here (the fit keeps
+        # reading those files); never the caller's own arrays, which are theirs to change
+        if out is None or not sink.arrays:
+            self._log_lik = result
+        return result
 
     def predict(self, new_data: Mapping[str, Any] | None = None, *, seed: int = 0,
                 num_samples: int | None = None, return_sites: list[str] | None = None,

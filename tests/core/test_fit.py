@@ -213,9 +213,12 @@ def test_chunked_log_likelihood_and_prediction_equal_the_unchunked_ones(lin_fit,
 def test_log_likelihood_into_preallocated_arrays_memmaps_and_directories(lin_fit, tmp_path):
     full = _fresh(lin_fit).log_likelihood()["y"]
     buf = np.full((2, 300, 60), np.nan, np.float32)
-    res = _fresh(lin_fit).log_likelihood(batch_size=64, out={"y": buf})
+    f = _fresh(lin_fit)
+    res = f.log_likelihood(batch_size=64, out={"y": buf})
     assert res["y"] is buf
     np.testing.assert_allclose(buf, full, rtol=1e-6, atol=1e-6)
+    buf[:] = 0  # the caller's array is theirs: the fit did not keep it as its cache
+    np.testing.assert_allclose(f.log_likelihood()["y"], full, rtol=1e-6, atol=1e-6)
     mm = np.lib.format.open_memmap(tmp_path / "ll.npy", mode="w+", dtype=np.float32, shape=(2, 300, 60))
     _fresh(lin_fit).log_likelihood(batch_size=64, out={"y": mm})
     mm.flush()
