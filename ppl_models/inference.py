@@ -397,7 +397,12 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
                     + "; a program that handles missing values itself can say so with "
                       "`program.accepts_missing = True`")
             raise DataError(name, "finite values (no NaN or inf)", got, hint)
-    _check_observed_sites(trace, kwargs, observed)
+    def retrace(other_seed: int) -> Mapping[str, Any]:
+        other: dict[str, Any] = {}
+        inspect_model(_recorded(model, other), kwargs, seed=other_seed)
+        return other["trace"]
+
+    _check_observed_sites(trace, kwargs, observed, retrace=retrace, seed=seed)
     return sites, trace
 
 
@@ -442,8 +447,36 @@ def _describe_support(support: Any) -> str:
     return str(support)
 
 
+def _support_bounds(support: Any) -> list[np.ndarray]:
+    base = getattr(support, "base_constraint", support)
+    return [np.asarray(b) for b in (getattr(base, "lower_bound", None), getattr(base, "upper_bound", None))
+            if b is not None]
+
+
+def _support_depends_on_latents(name: str, support: Any, retrace: Callable[[int], Mapping[str, Any]] | None,
+                                seed: int) -> bool:
+    """Whether the bounds of site ``name``'s support change with the prior draw (``Uniform(0, θ)``
+    with θ latent): then values outside it at one draw say nothing about the data."""
+    bounds = _support_bounds(support)
+    if not bounds or retrace is None:
+        return False
+    for other_seed in (seed + 1, seed + 2):
+        try:
+            other = _support_bounds(retrace(other_seed)[name]["fn"].support)
+        except Exception:  # cannot tell: do not blame the data
+            return True
+        if len(other) != len(bounds) or any(a.shape != b.shape or not np.array_equal(a, b)
+                                            for a, b in zip(bounds, other)):
+            return True
+    return False
+
+
 def _check_observed_sites(trace: Mapping[str, Any], kwargs: Mapping[str, Any],
-                          observed: tuple[str, ...] | list[str] | None) -> None:
+                          observed: tuple[str, ...] | list[str] | None, *,
+                          retrace: Callable[[int], Mapping[str, Any]] | None = None, seed: int = 0) -> None:
+    """Shapes and supports of the observed values (see :func:`inspect_program`). A support whose
+    bounds depend on latent values (they change when the program is traced again with other
+    seeds, only done when a value falls outside) is not checked."""
     from numpyro.distributions.distribution import MaskedDistribution
 
     for name, site in trace.items():
@@ -484,7 +517,7 @@ def _check_observed_sites(trace: Mapping[str, Any], kwargs: Mapping[str, Any],
         except ValueError:
             continue
         bad = ~ok & finite
-        if bad.any():
+        if bad.any() and not _support_depends_on_latents(name, support, retrace, seed):
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             shown = v[idx].item() if ev == 0 and v.shape == bad.shape else "a row"
             raise DataError(arg, f"values in the support of the observed site `{name}` "

@@ -251,6 +251,31 @@ def test_labels_outside_the_support(labels, num_classes, fragment):
         pm.fit(logistic_regression, {"X": X_REG, "y": y, "num_classes": num_classes}, **QUICK)
 
 
+def uniform_scale(y):
+    # the support of y depends on a latent: whether a value lies in it at one prior draw says
+    # nothing about the data
+    theta = numpyro.sample("theta", dist.Exponential(0.1))
+    with numpyro.plate("obs", y.shape[0]):
+        numpyro.sample("y", dist.Uniform(0.0, theta), obs=y)
+
+
+def test_a_support_that_depends_on_a_latent_is_not_held_against_the_data():
+    from numpyro.infer import init_to_value
+
+    y = np.random.default_rng(0).uniform(0, 30, 20)
+    for seed in range(3):  # prior draws of theta below 30 are likely: each must still fit
+        res = pm.fit(uniform_scale, {"y": y}, method="nuts", num_chains=1, num_warmup=200, num_samples=200,
+                     seed=seed, progress_bar=False, init_strategy=init_to_value(values={"theta": 40.0}))
+        assert float(res.get_samples()["theta"].min()) >= y.max()
+    # a fixed support is still checked: a negative value for a Uniform(0, 40)
+    def fixed(y):
+        numpyro.sample("m", dist.Normal())
+        with numpyro.plate("obs", y.shape[0]):
+            numpyro.sample("y", dist.Uniform(0.0, 40.0), obs=y)
+    with pytest.raises(DataError, match=r"argument `y`: expected values in the support"):
+        pm.fit(fixed, {"y": np.r_[y, -1.0]}, **QUICK)
+
+
 def test_sample_prior_and_sbc_check_the_inputs_they_simulate_from():
     X = X_REG.copy()
     X[3, 0] = np.nan
