@@ -26,6 +26,9 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ppl-models", description="Ready-to-run probabilistic models on real data.")
+    p.add_argument("--traceback", action="store_true",
+                   help="on an error, also print the traceback (of the program's own exception, when "
+                        "a program failed on its data)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the catalog entries")
 
@@ -147,10 +150,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # user errors (ppl_models raises them on purpose; FloatingPointError is diverged SVI,
         # whose message says what to change): one line, no traceback
-        if isinstance(exc, (PPLModelsError, FloatingPointError)):
-            print(f"ppl-models: error: {exc}", file=sys.stderr)
-            return 2
         import traceback
+
+        if isinstance(exc, (PPLModelsError, FloatingPointError)):
+            if args.traceback:
+                traceback.print_exception(exc)
+            print(f"ppl-models: error: {exc}", file=sys.stderr)
+            cause = exc.__cause__
+            if cause is not None and not isinstance(cause, PPLModelsError) and not args.traceback:
+                print(f"ppl-models: (it came from a {type(cause).__name__}; `ppl-models --traceback "
+                      f"{args.command} ...` shows where)", file=sys.stderr)
+            return 2
 
         traceback.print_exc()
         print(f"ppl-models: internal error ({type(exc).__name__}); please report it with the traceback above",

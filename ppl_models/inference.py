@@ -367,9 +367,11 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
     * an observed value outside the support of a NumPyro distribution (a label 2 for a
       Bernoulli, a class 5 of 3). Custom distributions check their own values.
 
-    A failure of the trace itself is a DataError on the non-finite argument when there is one,
-    else on ``data``. ``check_values=False`` only traces (the values are not used as such).
+    A failure of the trace itself is a DataError on a non-finite argument when the program runs
+    once its non-finite values are replaced, else a :class:`ModelError` carrying the program's
+    own exception as its cause (``ppl-models --traceback`` prints it). ``check_values=False`` only traces (the values are not used as such).
     """
+    _check_keywords(model, kwargs)
     accepts = _accepts_missing(model)
     nonfinite = [] if accepts is True else [(k, d) for k, d in nonfinite_arguments(kwargs) if k not in accepts]
     box: dict[str, Any] = {}
@@ -378,12 +380,13 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
     except PPLModelsError:
         raise
     except (ValueError, TypeError, IndexError, FloatingPointError) as exc:
-        why = f"the program failed on them: {type(exc).__name__}: {exc}"
-        if nonfinite:
+        if nonfinite and _runs_without_nonfinite(model, kwargs, [k for k, _ in nonfinite], seed):
+            # the same program runs once the non-finite values are replaced: they are the cause
             name, got = nonfinite[0]
-            raise DataError(name, "finite values (no NaN or inf)", got, why) from exc
-        raise DataError("data", "keyword arguments the model accepts and can run on",
-                        f"{sorted(kwargs)}", f"{type(exc).__name__}: {exc}") from exc
+            raise DataError(name, "finite values (no NaN or inf)", got,
+                            f"the program failed on them: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(f"the program failed when run on its data {sorted(kwargs)}: "
+                         f"{type(exc).__name__}: {exc}") from exc
     trace = box["trace"]
     if not check_values:
         return sites, trace
@@ -404,6 +407,33 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
 
     _check_observed_sites(trace, kwargs, observed, retrace=retrace, seed=seed)
     return sites, trace
+
+
+def _check_keywords(model: Callable, kwargs: Mapping[str, Any]) -> None:
+    """A data key the program has no keyword argument for is a DataError naming ``data``."""
+    import inspect as _inspect
+
+    try:
+        params = _inspect.signature(model).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the trace will tell
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise DataError("data", f"keyword arguments the model accepts ({names})", f"also {unknown}")
+
+
+def _runs_without_nonfinite(model: Callable, kwargs: Mapping[str, Any], names: list[str], seed: int) -> bool:
+    """Whether the program traces once the arrays ``names`` have their NaN/inf replaced by 0."""
+    clean = {k: (np.nan_to_num(np.asarray(v), nan=0.0, posinf=0.0, neginf=0.0) if k in names else v)
+             for k, v in kwargs.items()}
+    try:
+        inspect_model(model, clean, seed=seed)
+    except Exception:
+        return False
+    return True
 
 
 def _log_density_at(model: Callable, kwargs: Mapping[str, Any], trace: Mapping[str, Any]) -> float:

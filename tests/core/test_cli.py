@@ -248,3 +248,23 @@ def test_an_internal_error_is_not_reported_as_a_failed_gate(monkeypatch, capsys)
     assert cli.main(["list"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "internal error (RuntimeError)" in err
+
+
+def test_a_program_error_is_one_line_with_a_pointer_and_traceback_on_request(monkeypatch, capsys):
+    from ppl_models.errors import ModelError
+
+    def failing(args):
+        try:
+            raise TypeError("dot_general requires contracting dimensions to have the same shape")
+        except TypeError as exc:
+            raise ModelError("the program failed when run on its data ['x', 'y']: TypeError: ...") from exc
+
+    monkeypatch.setattr(cli, "_cmd_run", failing)
+    assert cli.main(["run", "whatever"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("ppl-models: error: the program failed") and "--traceback" in lines[1]
+    assert cli.main(["--traceback", "run", "whatever"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "dot_general" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -274,6 +275,24 @@ def test_a_support_that_depends_on_a_latent_is_not_held_against_the_data():
             numpyro.sample("y", dist.Uniform(0.0, 40.0), obs=y)
     with pytest.raises(DataError, match=r"argument `y`: expected values in the support"):
         pm.fit(fixed, {"y": np.r_[y, -1.0]}, **QUICK)
+
+
+def buggy_but_nan_safe(x, y=None):
+    # handles NaN in x itself, but has a bug of its own: x has 3 columns, w 2
+    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+    mean = jnp.nan_to_num(x) @ w
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(mean, 1.0), obs=y)
+
+
+def test_a_bug_in_the_program_is_not_blamed_on_missing_values():
+    x = np.ones((10, 3))
+    x[2, 1] = np.nan
+    with pytest.raises(pm.ModelError, match="the program failed when run on its data") as info:
+        pm.fit(buggy_but_nan_safe, {"x": x, "y": np.zeros(10)}, **QUICK)
+    assert isinstance(info.value.__cause__, TypeError)  # the program's own error, kept
+    with pytest.raises(DataError, match=r"argument `data`: expected keyword arguments the model accepts"):
+        pm.fit(buggy_but_nan_safe, {"x": x, "y": np.zeros(10), "z": 1}, **QUICK)
 
 
 def test_sample_prior_and_sbc_check_the_inputs_they_simulate_from():
