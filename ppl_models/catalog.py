@@ -91,11 +91,16 @@ class Card:
         args = {**self.data_args, **overrides}
         with card_imports(self.path):
             loader = resolve_reference(self.loader_ref, f"{self.path.name}: [data] loader")
+        import inspect
+
         try:
-            with card_imports(self.path):  # a loader may read files or import next to its card
-                md = loader(**args)
+            inspect.signature(loader).bind(**args)
         except TypeError as exc:
             raise CatalogError(f"{self.path}: [data] loader {self.loader_ref!r} does not accept {sorted(args)}: {exc}") from None
+        except ValueError:  # no signature to read (a builtin): the call will tell
+            pass
+        with card_imports(self.path):  # a loader may read files or import next to its card
+            md = loader(**args)
         if not isinstance(md, ModelData):
             if isinstance(md, dict):
                 md = ModelData(kwargs=md)

@@ -9,7 +9,7 @@ ENTRY is a bundled entry's name or the path of a card of your own (its module ma
 the card or in the current directory). Exit status: 0 when the run passes its gate (or SBC
 passes); 1 when the convergence gate or SBC fails; 2 for an error a user can cause (an unknown
 entry, a malformed card, bad data, a program that cannot run on its data, diverged SVI), printed
-as one line without a traceback; 3 for an unexpected internal error (printed with its traceback).
+as one line without a traceback; 3 for an unexpected error, in ppl_models or in a card's own code (printed with its traceback).
 """
 
 from __future__ import annotations
@@ -72,6 +72,25 @@ def _cmd_list() -> int:
     return 0
 
 
+def _writable_out(out: str | None) -> None:
+    """``--out`` made (with its parents) and written to before any long work, so a bad path is a
+    user error at once, not an internal one after the fit."""
+    if out is None:
+        return
+    import tempfile
+    from pathlib import Path
+
+    from .errors import DataError
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise DataError("--out", "a directory that can be created and written to", repr(out),
+                        f"{type(exc).__name__}: {exc.strerror or exc}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -79,6 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_entry
 
     card = load_card(args.entry)
+    _writable_out(args.out)
     overrides = {"method": args.method, "num_samples": args.num_samples, "num_warmup": args.num_warmup,
                  "num_chains": args.num_chains, "num_steps": args.num_steps, "seed": args.seed}
     progress = False if args.no_progress else None
@@ -105,6 +125,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from .runner import check_entry
 
     card = load_card(args.entry)
+    _writable_out(args.out)
     res = check_entry(card, args.out, num_replications=args.replications, seed=args.seed, echo=_echo,
                       progress=sys.stderr.isatty() and not args.no_progress)
     print(str(res))
@@ -118,6 +139,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .runner import sample_entry
 
     card = load_card(args.entry)
+    _writable_out(args.out)
     draws = sample_entry(card, args.out, num_samples=args.num_samples, seed=args.seed)
     print(f"{card.name}: {args.num_samples} forward draws")
     for k, v in draws.items():
@@ -163,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
 
         traceback.print_exc()
-        print(f"ppl-models: internal error ({type(exc).__name__}); please report it with the traceback above",
+        print(f"ppl-models: unexpected error ({type(exc).__name__}), in ppl_models or in the card's own code "
+              "(its program or loader): the traceback above shows where",
               file=sys.stderr)
         return 3
     return 2

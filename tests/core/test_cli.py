@@ -247,7 +247,7 @@ def test_an_internal_error_is_not_reported_as_a_failed_gate(monkeypatch, capsys)
     monkeypatch.setattr(cli, "_cmd_list", broken)
     assert cli.main(["list"]) == 3
     err = capsys.readouterr().err
-    assert "Traceback" in err and "internal error (RuntimeError)" in err
+    assert "Traceback" in err and "unexpected error (RuntimeError)" in err
 
 
 def test_a_program_error_is_one_line_with_a_pointer_and_traceback_on_request(monkeypatch, capsys):
@@ -268,3 +268,11 @@ def test_a_program_error_is_one_line_with_a_pointer_and_traceback_on_request(mon
     assert cli.main(["--traceback", "run", "whatever"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "dot_general" in err
+
+
+def test_an_unwritable_out_is_a_user_error_before_any_fit(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    assert cli.main(["run", "breast_cancer_logistic", "--out", str(blocker / "sub"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "argument `--out`" in err and "Traceback" not in err
