@@ -45,20 +45,35 @@ def catalog_dir() -> Path:
 
 @contextlib.contextmanager
 def card_imports(path: Path):
-    """Let a card's ``module:function`` references name modules next to the card or in the
-    current directory: both directories are put at the front of ``sys.path`` while the
-    references are imported, and taken off again afterwards."""
-    added = []
-    for d in (str(Path(path).resolve().parent), os.getcwd()):
-        if d not in sys.path:
-            sys.path.insert(0, d)
-            added.append(d)
+    """Let a user's card name modules next to it or in the current directory.
+
+    For a card outside the bundled catalog, both directories go at the front of ``sys.path``
+    while its references are imported (and its loader runs), and come off again afterwards;
+    the modules imported from them are then dropped from ``sys.modules``, so that another card
+    with a module of the same name next to it gets its own. The bundled cards name only
+    installed modules: nothing is added for them (a file in the current directory cannot
+    shadow what they import).
+    """
+    card_dir = Path(path).resolve().parent
+    if card_dir == catalog_dir().resolve():
+        yield
+        return
+    dirs = [str(card_dir), os.getcwd()]
+    added = [d for d in dict.fromkeys(dirs) if d not in sys.path]
+    for d in reversed(added):
+        sys.path.insert(0, d)
+    before = set(sys.modules)
     try:
         yield
     finally:
         for d in added:
             with contextlib.suppress(ValueError):
                 sys.path.remove(d)
+        roots = [Path(d) for d in added]
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if file and any(Path(file).resolve().is_relative_to(r) for r in roots):
+                del sys.modules[name]
 
 
 @dataclass

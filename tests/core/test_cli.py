@@ -276,3 +276,18 @@ def test_an_unwritable_out_is_a_user_error_before_any_fit(tmp_path, capsys):
     assert cli.main(["run", "breast_cancer_logistic", "--out", str(blocker / "sub"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "argument `--out`" in err and "Traceback" not in err
+
+
+def test_two_cards_with_same_named_modules_beside_them_get_their_own(tmp_path):
+    from ppl_models.catalog import card_imports
+    from ppl_models.fit import resolve_reference
+
+    got = []
+    for which in ("a", "b"):
+        d = tmp_path / which
+        d.mkdir()
+        (d / "mymod_for_card_test.py").write_text(f"def which():\n    return {which!r}\n")
+        with card_imports(d / "card.toml"):
+            got.append(resolve_reference("mymod_for_card_test:which", "test")())
+    assert got == ["a", "b"]
+    assert "mymod_for_card_test" not in sys.modules
