@@ -21,8 +21,10 @@ devices, and there are two ways to place the rows on it:
   share of the files; the global array is assembled with
   ``jax.make_array_from_process_local_data``, with process ``p``'s rows as the ``p``-th block.
   No process ever holds the whole data set. Use the result with
-  ``pm.log_joint_fn(model, sharded)`` or pass it on to ``fit(..., shard=[...])``, which keeps
-  arrays already sharded this way as they are.
+  ``pm.log_joint_fn(model, sharded)``. ``fit(..., shard=[...])`` keeps arrays already sharded
+  this way as they are, but on more than one process it also reads observed values back to
+  the host (to check them and build the ArviZ output), which needs them fully addressable:
+  with several processes, use ``log_joint_fn`` in your own jitted sampler or optimizer.
 
 The single-process path of both is tested here (``tests/core/test_scale.py``, 4 host
 devices); no multi-process run has been tested.

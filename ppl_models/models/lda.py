@@ -842,9 +842,10 @@ def fit_lda(data: ModelData | Corpus | Any, num_topics: int | None = None, *, me
         corpora, as a reference.
     num_steps : int, optional
         Updates of the topics. Default: 2000 for ``"svi"``; for ``"vb"`` 100 full-batch steps,
-        or 20 epochs (``20 * ceil(D / batch_size)`` steps) with minibatches. With minibatches
-        each document's local factors move once per epoch (``D / batch_size`` steps), so plan
-        on many epochs.
+        or 20 epochs (``20 * (D // batch_size)`` steps) with minibatches. An epoch is
+        ``D // batch_size`` batches of a fresh permutation of the documents, so each document's
+        local factors move at most once per epoch (the ``D % batch_size`` documents left over sit
+        that epoch out; different ones each epoch): plan on many epochs.
     learning_rate : float, optional
         ``"svi"`` only: Adam's initial step size (default 0.1: log-space coordinates tolerate
         it; lower it if the loss diverges).
@@ -1010,7 +1011,7 @@ def _fit_lda_vb(md: ModelData, *, num_steps: int | None, batch_size: int | None,
     B = None if batch_size is None or int(batch_size) == D else int(batch_size)
     n_batches = 1 if B is None else D // B
     if num_steps is None:
-        num_steps = 100 if B is None else 20 * -(-D // B)
+        num_steps = 100 if B is None else 20 * n_batches  # 20 epochs
     num_steps = int(num_steps)
     if num_steps < 1:
         raise DataError("num_steps", "an integer >= 1", num_steps)
