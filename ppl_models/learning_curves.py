@@ -273,8 +273,8 @@ def _padded_arrays(keys, arrays, batch_size: int):
     return keys, arrays, bs
 
 
-def _masked_standardize(X, w):
-    """Standardize by the mean and sd of the rows with weight 1, as the estimators do.
+def _weighted_moments(X, w):
+    """Mean and scale of the rows with weight 1, as the estimators standardize.
 
     ``np.where(sd > 0, sd, 1)`` in the estimators; here a relative threshold, because a
     constant column's float sd computed through a weighted sum can come out at round-off level
@@ -282,9 +282,13 @@ def _masked_standardize(X, w):
     """
     n = jnp.sum(w)
     mean = (w @ X) / n
-    var = (w @ (X - mean) ** 2) / n
-    sd = jnp.sqrt(var)
-    scale = jnp.where(sd > 1e-10 * jnp.maximum(1.0, jnp.abs(mean)), sd, 1.0)
+    sd = jnp.sqrt((w @ (X - mean) ** 2) / n)
+    return mean, jnp.where(sd > 1e-10 * jnp.maximum(1.0, jnp.abs(mean)), sd, 1.0)
+
+
+def _masked_standardize(X, w):
+    """Standardize by the mean and sd of the rows with weight 1 (:func:`_weighted_moments`)."""
+    mean, scale = _weighted_moments(X, w)
     return (X - mean) / scale
 
 
@@ -492,12 +496,7 @@ def _laplace_one(idx, w, X, codes, num_classes, standardize, opts):
     row of ``X`` on the scale the fit sees (standardized by the training rows)."""
     Xt = X[idx]
     if standardize:
-        n = jnp.sum(w)
-        mean = (w @ Xt) / n
-        sd = jnp.sqrt((w @ (Xt - mean) ** 2) / n)
-        # A relative threshold (the estimators test sd > 0): a constant column's sd computed
-        # through a weighted sum can come out at round-off level instead of exactly 0.
-        scale = jnp.where(sd > 1e-10 * jnp.maximum(1.0, jnp.abs(mean)), sd, 1.0)
+        mean, scale = _weighted_moments(Xt, w)
         Zt, Z = (Xt - mean) / scale, (X - mean) / scale
     else:
         Zt, Z = Xt, X
