@@ -222,36 +222,18 @@ def test_online_vb_with_minibatches_recovers_known_topics(sim):
         lda.fit_lda(sim["md"], method="vb", batch_size=50, learning_decay=0.4)
 
 
-def test_vb_checkpoint_resume_equals_uninterrupted_run(sim, tmp_path):
-    md = lda.lda_data(sim["X"][:60], num_topics=K_TRUE, alpha=0.3)
-    settings = dict(method="vb", num_steps=30, batch_size=20, seed=4, num_posterior_draws=5)
-    full = lda.fit_lda(md, **settings)
-    path = tmp_path / "vb.ckpt"
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(step, loss):
-        if step >= 20:
-            raise Stop
-
-    with pytest.raises(Stop):
-        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=10), progress=interrupt, **settings)
-    resumed = lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=10), **settings)
-    assert resumed.info["resumed_from_step"] == 20
-    np.testing.assert_allclose(resumed.svi_losses, full.svi_losses, rtol=1e-6)
-    for k in full.svi_params:
-        np.testing.assert_allclose(resumed.svi_params[k], full.svi_params[k], rtol=1e-5)
-    with pytest.raises(DataError, match="checkpoint"):
-        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=10), **dict(settings, local_iterations=3))
-
-
 # ------------------------------------------------------------------------------------------ checkpoints
 
 
-def test_checkpoint_resume_equals_uninterrupted_run(sim, tmp_path):
+@pytest.mark.parametrize("settings, every, stop, changed, atol", [
+    # SVI: Adam steps; a checkpoint of another learning rate is refused
+    (dict(num_steps=60, learning_rate=0.1, batch_size=20), 20, 40, dict(learning_rate=0.05), 1e-6),
+    # VB: online natural-gradient steps; a checkpoint of other local iterations is refused
+    (dict(method="vb", num_steps=30, batch_size=20), 10, 20, dict(local_iterations=3), 0.0),
+], ids=["svi", "vb"])
+def test_checkpoint_resume_equals_uninterrupted_run(sim, tmp_path, settings, every, stop, changed, atol):
     md = lda.lda_data(sim["X"][:60], num_topics=K_TRUE, alpha=0.3)
-    settings = dict(num_steps=60, learning_rate=0.1, batch_size=20, seed=4, num_posterior_draws=5)
+    settings = dict(settings, seed=4, num_posterior_draws=5)
     full = lda.fit_lda(md, **settings)
     path = tmp_path / "lda.ckpt"
 
@@ -259,19 +241,19 @@ def test_checkpoint_resume_equals_uninterrupted_run(sim, tmp_path):
         pass
 
     def interrupt(step, loss):
-        if step >= 40:
+        if step >= stop:
             raise Stop
 
     with pytest.raises(Stop):
-        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), progress=interrupt, **settings)
+        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=every), progress=interrupt, **settings)
     assert path.exists() and not list(tmp_path.glob(".*tmp"))  # written atomically, no leftovers
-    resumed = lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), **settings)
-    assert resumed.info["resumed_from_step"] == 40
+    resumed = lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=every), **settings)
+    assert resumed.info["resumed_from_step"] == stop
     np.testing.assert_allclose(resumed.svi_losses, full.svi_losses, rtol=1e-6)
     for k in full.svi_params:
-        np.testing.assert_allclose(resumed.svi_params[k], full.svi_params[k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(resumed.svi_params[k], full.svi_params[k], rtol=1e-5, atol=atol)
     with pytest.raises(DataError, match="checkpoint"):
-        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=20), **dict(settings, learning_rate=0.05))
+        lda.fit_lda(md, checkpoint=lda.Checkpoint(path, every=every), **dict(settings, **changed))
 
 
 # ------------------------------------------------------------------------------------------ text and errors
