@@ -27,6 +27,16 @@ def _random_factor_graph(rng, num_vars=6, num_factors=7, max_scope=3):
     return cards, scopes, logs
 
 
+def _assert_matches_joint(res, b, joint):
+    """Evidence set ``b`` of a batched result equals brute force on its (unnormalised) joint."""
+    n = joint.ndim
+    np.testing.assert_allclose(float(res.log_evidence[b]), np.log(joint.sum()), rtol=1e-12)
+    for v in range(n):
+        other = tuple(u for u in range(n) if u != v)
+        np.testing.assert_allclose(np.asarray(res.marginals[v][b]), joint.sum(axis=other) / joint.sum(),
+                                   atol=1e-12)
+
+
 def _brute_joint(cards, scopes, logs):
     """The unnormalized joint over all variables, by broadcasting every factor."""
     total = np.zeros(cards)
@@ -202,12 +212,7 @@ def test_batched_node_marginals_equal_enumeration_per_evidence_set(optimize):
             index = tuple(slice(None) if x < 0 else int(x) for x in row)
             mask = np.zeros(cards)
             mask[index] = 1.0
-            joint = full * mask
-            np.testing.assert_allclose(float(res.log_evidence[b]), np.log(joint.sum()), rtol=1e-12)
-            for v in range(n):
-                other = tuple(u for u in range(n) if u != v)
-                want = joint.sum(axis=other) / joint.sum()
-                np.testing.assert_allclose(np.asarray(res.marginals[v][b]), want, atol=1e-12)
+            _assert_matches_joint(res, b, full * mask)
         with pytest.raises(QueryError, match="batch variable"):
             K.batched_scaled_contract(K.plan_contraction(scopes, cards, ()), tables, n)
 
@@ -282,12 +287,7 @@ def test_minor_batched_marginals_equal_enumeration_and_the_gradient_path(optimiz
                     shape = [1] * n
                     shape[v] = cards[v]
                     weight = weight * np.asarray(vectors[v][:, b]).reshape(shape)
-                joint = full * weight
-                np.testing.assert_allclose(float(res.log_evidence[b]), np.log(joint.sum()), rtol=1e-12)
-                for v in range(n):
-                    other = tuple(u for u in range(n) if u != v)
-                    want = joint.sum(axis=other) / joint.sum()
-                    np.testing.assert_allclose(np.asarray(res.marginals[v][b]), want, atol=1e-12)
+                _assert_matches_joint(res, b, full * weight)
             for v in range(n):
                 assert res.marginals[v].shape == (batch, cards[v])
                 np.testing.assert_allclose(np.asarray(res.marginals[v]), np.asarray(ref.marginals[v]), atol=1e-12)
