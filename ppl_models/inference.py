@@ -684,8 +684,11 @@ def sample_prior(
     if not keep_observed:
         for name in obs_names:
             sim_kwargs[name] = None
-        # the values that matter now are those the simulation runs on (covariates, sizes)
-        _, trace = inspect_program(model, sim_kwargs, seed=int(seed))
+        # the values that matter now are those the simulation runs on (covariates, sizes); a
+        # second trace only when some of them are not finite (to tell whether the program
+        # takes them): otherwise Predictive's own run is the check
+        if nonfinite_arguments(sim_kwargs):
+            _, trace = inspect_program(model, sim_kwargs, seed=int(seed))
     pred = Predictive(model, num_samples=num_samples)
     with _program_errors(model, sim_kwargs, trace, "prior sampling", None):
         out = pred(jax.random.PRNGKey(int(seed)), **_device_arrays(sim_kwargs))
