@@ -65,6 +65,26 @@ def _site_dims(name: str, site: dict[str, Any]) -> list[str]:
     return names
 
 
+def check_keywords(model: Callable, keys: Any, argument: str) -> None:
+    """Keys the program has no keyword argument for (and no ``**kwargs`` to take them) are a
+    :class:`~ppl_models.errors.DataError` naming ``argument``. A program whose signature cannot
+    be read passes (running it will tell)."""
+    import inspect
+
+    from .errors import DataError
+
+    try:
+        params = inspect.signature(model).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(keys) - set(names))
+    if unknown:
+        raise DataError(argument, f"keyword arguments the model accepts ({names})", f"also {unknown}")
+
+
 def inspect_model(model: Callable, kwargs: dict[str, Any], seed: int = 0) -> ModelSites:
     """Trace ``model(**kwargs)`` once and classify its sites."""
     tr = handlers.trace(handlers.seed(model, jax.random.PRNGKey(seed))).get_trace(**kwargs)

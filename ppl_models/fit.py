@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from ._trace import ModelSites, inspect_model
+from ._trace import ModelSites, check_keywords, inspect_model
 
 from .errors import DataError, PPLModelsError
 
@@ -405,15 +405,7 @@ class Fit:
         if new_data:
             unknown = [k for k in new_data if k not in kwargs and k not in self.observed]
             if unknown and self.sites is not None:
-                import inspect as _inspect
-                try:
-                    params = _inspect.signature(self.model).parameters
-                    accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-                    bad = [k for k in unknown if k not in params and not accepts_any]
-                except (TypeError, ValueError):
-                    bad = []
-                if bad:
-                    raise DataError("new_data", f"keyword arguments of the model ({sorted(params)})", f"{bad}")
+                check_keywords(self.model, unknown, "new_data")
             kwargs.update(new_data)
         for name in self.observed:
             if not (new_data and name in new_data and new_data[name] is not None):

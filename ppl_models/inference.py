@@ -26,7 +26,7 @@ from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import log_density
 
 from ._config import enable_compilation_cache
-from ._trace import ModelSites, inspect_model, observed_kwargs
+from ._trace import ModelSites, check_keywords, inspect_model, observed_kwargs
 from .data import ModelData, as_mapping, describe
 from .errors import DataError, ModelError, PPLModelsError
 from .fit import Fit
@@ -371,7 +371,7 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
     once its non-finite values are replaced, else a :class:`ModelError` carrying the program's
     own exception as its cause (``ppl-models --traceback`` prints it). ``check_values=False`` only traces (the values are not used as such).
     """
-    _check_keywords(model, kwargs)
+    check_keywords(model, kwargs, "data")
     accepts = _accepts_missing(model)
     nonfinite = [] if accepts is True else [(k, d) for k, d in nonfinite_arguments(kwargs) if k not in accepts]
     box: dict[str, Any] = {}
@@ -407,22 +407,6 @@ def inspect_program(model: Callable, kwargs: dict[str, Any], *, seed: int = 0,
 
     _check_observed_sites(trace, kwargs, observed, retrace=retrace, seed=seed)
     return sites, trace
-
-
-def _check_keywords(model: Callable, kwargs: Mapping[str, Any]) -> None:
-    """A data key the program has no keyword argument for is a DataError naming ``data``."""
-    import inspect as _inspect
-
-    try:
-        params = _inspect.signature(model).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: the trace will tell
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(kwargs) - set(names))
-    if unknown:
-        raise DataError("data", f"keyword arguments the model accepts ({names})", f"also {unknown}")
 
 
 def _runs_without_nonfinite(model: Callable, kwargs: Mapping[str, Any], names: list[str], seed: int) -> bool:
